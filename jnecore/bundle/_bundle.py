@@ -1,0 +1,293 @@
+"""Result bundles: the directory that is the contract between the pipeline and the dashboard.
+
+Layout (schema version :data:`SCHEMA_VERSION`)::
+
+    manifest.json        schema_version, jnecore_version, created, space, simulated, config,
+                         sources, device, timings, tables, encoders, extra
+    vertices.parquet     one row per modelled vertex, fixed order (REQUIRED_VERTEX_COLUMNS)
+    jne_ss.npy           float32 (n_test, n_vertices), NaN where not computed
+    stimuli.parquet      stimulus, split, category[, cluster]; test rows in order index jne_ss
+    tables/NAME.parquet  summary tables (roi_summary, level_summary, level_tests, roi_group, ...)
+    encoders/NAME.safetensors
+    simulations/         Result I simulations, when run
+
+Bundles are written to a temporary sibling directory and renamed into place, so a reader never
+sees half a bundle.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..validation import InputError
+
+__all__ = [
+    "SCHEMA_VERSION", "SPACES", "LEVELS", "REQUIRED_VERTEX_COLUMNS", "Bundle", "write_bundle",
+    "load_bundle", "validate_bundle", "find_bundles", "BundleError",
+]
+
+SCHEMA_VERSION = "1.0"
+SPACES = ("fsLR32k", "fsaverage5", "fsaverage", "volume", "none")
+LEVELS = ("primary", "intermediate", "higher", "other")
+REQUIRED_VERTEX_COLUMNS = ("vertex", "hemi", "roi", "level", "r2_linear", "r2_nonlinear", "p_fdr",
+                           "significant", "jne")
+REQUIRED_STIMULUS_COLUMNS = ("stimulus", "split", "category")
+
+
+class BundleError(InputError):
+    """A directory that is not a valid result bundle."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_bundle(out, *, vertices: pd.DataFrame, jne_ss: np.ndarray, stimuli: pd.DataFrame,
+                 manifest: dict, tables: dict | None = None, encoders: dict | None = None,
+                 simulations=None, overwrite: bool = False) -> Path:
+    """Validate and write a bundle to ``out`` atomically; return its path.
+
+    Parameters
+    ----------
+    vertices : DataFrame, one row per modelled vertex (REQUIRED_VERTEX_COLUMNS at least)
+    jne_ss : ndarray (n_test, n_vertices)
+    stimuli : DataFrame with stimulus, split, category; its test rows number n_test
+    manifest : dict; must hold ``space`` and ``config``; versions and time are added
+    tables : {name: DataFrame} written to tables/NAME.parquet
+    encoders : {name: ResidualMLP} written to encoders/NAME.safetensors
+    simulations : a directory whose files are copied into simulations/, or None
+    overwrite : replace an existing non-empty ``out`` (it is left untouched otherwise)
+    """
+    from .. import __version__
+    from ..encoders import save_encoder
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
+    man = dict(manifest)
+    man.setdefault("schema_version", SCHEMA_VERSION)
+    man.setdefault("jnecore_version", __version__)
+    man.setdefault("created", _now())
+    man.setdefault("simulated", False)
+    tables = dict(tables or {})
+    man["tables"] = sorted(tables)
+    man["encoders"] = sorted(encoders or {})
+    _check_parts(out, vertices, np.asarray(jne_ss), stimuli, man)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        vertices.reset_index(drop=True).to_parquet(tmp / "vertices.parquet", index=False)
+        stimuli.reset_index(drop=True).to_parquet(tmp / "stimuli.parquet", index=False)
+        np.save(tmp / "jne_ss.npy", np.ascontiguousarray(jne_ss, dtype=np.float32), allow_pickle=False)
+        if tables:
+            (tmp / "tables").mkdir()
+            for name, df in tables.items():
+                df.reset_index(drop=True).to_parquet(tmp / "tables" / f"{name}.parquet", index=False)
+        for name, model in (encoders or {}).items():
+            save_encoder(model, tmp / "encoders" / f"{name}.safetensors")
+        if simulations is not None:
+            shutil.copytree(simulations, tmp / "simulations")
+        (tmp / "manifest.json").write_text(json.dumps(_jsonable(man), indent=2, sort_keys=True))
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _replace_dir(tmp: Path, out: Path):
+    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        else:
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and old.exists():
+            os.replace(old, out)
+        raise
+    if old is not None and old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_parts(where, vertices, jne_ss, stimuli, man):
+    missing = [c for c in REQUIRED_VERTEX_COLUMNS if c not in vertices.columns]
+    if missing:
+        raise BundleError(where, f"vertices table lacks columns {', '.join(missing)}")
+    missing = [c for c in REQUIRED_STIMULUS_COLUMNS if c not in stimuli.columns]
+    if missing:
+        raise BundleError(where, f"stimuli table lacks columns {', '.join(missing)}")
+    if man.get("space") not in SPACES:
+        raise BundleError(where, f"manifest space {man.get('space')!r} is not one of {', '.join(SPACES)}")
+    bad = set(vertices["level"].astype(str)) - set(LEVELS)
+    if bad:
+        raise BundleError(where, f"unknown hierarchy levels {sorted(bad)}: use {', '.join(LEVELS)}")
+    n_test = int((stimuli["split"].astype(str) == "test").sum())
+    if jne_ss.ndim != 2 or jne_ss.shape != (n_test, len(vertices)):
+        raise BundleError(where, f"jne_ss has shape {jne_ss.shape}, expected (n_test={n_test}, n_vertices={len(vertices)})")
+    if vertices["vertex"].duplicated().any():
+        raise BundleError(where, "vertices table repeats a vertex index")
+
+
+@dataclass
+class Bundle:
+    """A loaded result bundle. Large arrays are read lazily; ``jne_ss`` is memory-mapped.
+
+    Attributes
+    ----------
+    path : Path
+    manifest : dict
+    vertices : DataFrame (n_vertices rows)
+    stimuli : DataFrame (all stimuli); ``test_stimuli`` holds the rows that index ``jne_ss``
+    """
+
+    path: Path
+    manifest: dict
+    vertices: pd.DataFrame
+    stimuli: pd.DataFrame
+    _tables: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name") or self.path.name
+
+    @property
+    def space(self) -> str:
+        return self.manifest["space"]
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.manifest.get("simulated", False))
+
+    @cached_property
+    def jne_ss(self) -> np.ndarray:
+        """(n_test, n_vertices) float32, memory-mapped read-only."""
+        return np.load(self.path / "jne_ss.npy", mmap_mode="r", allow_pickle=False)
+
+    @cached_property
+    def test_stimuli(self) -> pd.DataFrame:
+        return self.stimuli[self.stimuli["split"].astype(str) == "test"].reset_index(drop=True)
+
+    @property
+    def table_names(self) -> list:
+        return list(self.manifest.get("tables", []))
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A summary table from tables/NAME.parquet."""
+        if name not in self._tables:
+            p = self.path / "tables" / f"{name}.parquet"
+            if not p.exists():
+                raise KeyError(f"bundle {self.path} has no table {name!r} (it has {', '.join(self.table_names)})")
+            self._tables[name] = pd.read_parquet(p)
+        return self._tables[name]
+
+    @property
+    def simulations_dir(self) -> Path | None:
+        p = self.path / "simulations"
+        return p if p.is_dir() else None
+
+    def encoder(self, name: str):
+        from ..encoders import load_encoder
+
+        return load_encoder(self.path / "encoders" / f"{name}.safetensors")
+
+
+def load_bundle(path) -> Bundle:
+    """Load and validate the bundle at ``path`` (raises :class:`BundleError` naming the file)."""
+    path = Path(path)
+    man_path = path / "manifest.json"
+    if not man_path.is_file():
+        raise BundleError(path, "not a result bundle (no manifest.json)")
+    try:
+        manifest = json.loads(man_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(man_path, f"is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(man_path, "must hold a JSON object")
+    version = str(manifest.get("schema_version", ""))
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise BundleError(man_path, f"schema version {version or 'missing'} is not supported (this jnecore reads {SCHEMA_VERSION})")
+    frames = {}
+    for name in ("vertices", "stimuli"):
+        p = path / f"{name}.parquet"
+        if not p.is_file():
+            raise BundleError(p, "missing")
+        try:
+            frames[name] = pd.read_parquet(p)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise BundleError(p, f"not a readable parquet file ({type(exc).__name__})") from None
+    ss_path = path / "jne_ss.npy"
+    if not ss_path.is_file():
+        raise BundleError(ss_path, "missing")
+    try:
+        ss = np.load(ss_path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise BundleError(ss_path, f"not a plain .npy array ({exc})") from None
+    _check_parts(path, frames["vertices"], ss, frames["stimuli"], manifest)
+    return Bundle(path=path, manifest=manifest, vertices=frames["vertices"], stimuli=frames["stimuli"])
+
+
+def validate_bundle(path) -> list:
+    """Problems found in the bundle at ``path`` (an empty list when it is valid)."""
+    try:
+        b = load_bundle(path)
+    except InputError as exc:
+        return [str(exc)]
+    problems = []
+    for name in b.table_names:
+        if not (b.path / "tables" / f"{name}.parquet").is_file():
+            problems.append(f"{b.path}: manifest lists table {name!r} but tables/{name}.parquet is missing")
+    return problems
+
+
+def find_bundles(*roots, max_depth: int = 3) -> list:
+    """Bundle directories (holding manifest.json) at or below each root, sorted, no duplicates."""
+    found = []
+    for root in roots:
+        root = Path(root)
+        if (root / "manifest.json").is_file():
+            found.append(root.resolve())
+            continue
+        if not root.is_dir():
+            continue
+        base = len(root.resolve().parts)
+        for dirpath, dirnames, filenames in os.walk(root.resolve()):
+            depth = len(Path(dirpath).parts) - base
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < max_depth else []
+            if "manifest.json" in filenames:
+                found.append(Path(dirpath))
+                dirnames[:] = []
+    return sorted(dict.fromkeys(found))
