@@ -30,10 +30,10 @@ CATEGORIES = ("face", "body", "animal", "food", "vehicle", "object", "indoor sce
 
 #: planted category-selective nonlinear gain, per MMP parcel
 CATEGORY_GAIN = {
-    "FFC": {"face": 1.5},
-    "PHA1": {"outdoor scene": 1.5}, "PHA2": {"outdoor scene": 1.5}, "PHA3": {"outdoor scene": 1.5},
-    "RSC": {"outdoor scene": 1.5},
-    "LO2": {"body": 1.2}, "PH": {"body": 1.2}, "TPOJ1": {"body": 1.2},
+    "FFC": {"face": 2.0},
+    "PHA1": {"outdoor scene": 2.0}, "PHA2": {"outdoor scene": 2.0}, "PHA3": {"outdoor scene": 2.0},
+    "RSC": {"outdoor scene": 2.0},
+    "LO2": {"body": 1.6}, "PH": {"body": 1.6}, "TPOJ1": {"body": 1.6},
     "VMV1": {"indoor scene": 0.8}, "VMV2": {"indoor scene": 0.8}, "VMV3": {"indoor scene": 0.8},
     "PIT": {"food": 0.8},
 }
@@ -53,13 +53,14 @@ class DemoSpec:
     noise_fraction: float = 0.08
     snr_range: tuple = (0.4, 4.0)
     n_boot: int = 200
-    max_epochs: int = 512
+    max_epochs: int = 200
+    fit_batch_size: int = 128
     seed: int = 0
 
     @classmethod
     def small(cls):
-        return cls(n_stimuli=600, n_features=32, hidden=64, n_units=24, vertex_stride=24, n_boot=100,
-                   max_epochs=200)
+        return cls(n_stimuli=800, n_features=16, hidden=48, n_units=16, vertex_stride=32, n_boot=100,
+                   max_epochs=150, fit_batch_size=64)
 
 
 def _features(rng, spec: DemoSpec):
@@ -72,6 +73,12 @@ def _features(rng, spec: DemoSpec):
     z = rng.normal(size=(spec.n_stimuli, rank))
     X = centroids[cats] + np.einsum("nr,nrd->nd", z, bases[cats]) + 0.35 * rng.normal(size=(spec.n_stimuli, D))
     return X, cats, centroids
+
+
+def _smooth_abs(z, width=0.3):
+    """sqrt(z^2 + width^2), centred: a smooth |z| whose slope swings from -1 to 1."""
+    a = np.sqrt(z ** 2 + width ** 2)
+    return a - a.mean(0)
 
 
 def simulate_responses(vertices, spec: DemoSpec):
@@ -92,28 +99,30 @@ def simulate_responses(vertices, spec: DemoSpec):
     parcel_offset = {r: rng.normal(0, 0.06) for r in sorted(set(rois))}
     true_nl = base * np.exp(np.array([parcel_offset[r] for r in rois]) + rng.normal(0, 0.2, V))
 
-    # shared nonlinear units and linear tuning profiles
+    # a smooth gate on the distance to each category centroid, (N, K), close to one-hot
+    d2 = ((X[:, None, :] - centroids[None]) ** 2).sum(-1)
+    gate = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * D * 0.25))
+    gate /= gate.sum(1, keepdims=True)
+    # within-category coordinates, so every category spans the same curvature of the units
     Xc = X - X.mean(0)
-    U = rng.normal(size=(D, spec.n_units))
-    U /= (Xc @ U).std(0)  # unit-variance drives
-    b = rng.normal(0, 0.5, spec.n_units)
-    units = np.tanh(1.5 * (Xc @ U) + b)  # (N, n_units)
+    Xw = Xc - gate @ (centroids - X.mean(0))
+
+    def units(n):
+        U = rng.normal(size=(D, n))
+        drive = Xw @ U
+        return _smooth_abs(drive / drive.std(0) + rng.normal(0, 0.3, n))  # even: no linear part
+
     n_profiles = 16
     P = rng.normal(size=(D, n_profiles)) / np.sqrt(D)
-    lin_w = rng.normal(size=(n_profiles, V)) + 0.3 * rng.normal(size=(n_profiles, V))
-    linear = (Xc @ P) @ lin_w
+    linear = (Xc @ P) @ rng.normal(size=(n_profiles, V))
     linear /= linear.std(0)
-    mix = rng.normal(size=(spec.n_units, V)) / np.sqrt(spec.n_units)
-    nonlinear = units @ mix
+    nonlinear = units(spec.n_units) @ rng.normal(size=(spec.n_units, V))
     nonlinear /= nonlinear.std(0)
     signal = linear + true_nl * nonlinear
 
-    # category-selective gain: a smooth gate on the distance to each category centroid
-    d2 = ((X[:, None, :] - centroids[None]) ** 2).sum(-1)
-    gate = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * D * 0.25))
-    gate /= gate.sum(1, keepdims=True)  # (N, K), close to one-hot
+    # category-selective nonlinear gain
     planted = {}
-    units2 = np.tanh(2.0 * (Xc @ rng.normal(size=(D, spec.n_units)) / np.sqrt(D)) + rng.normal(0, 0.5, spec.n_units))
+    units2 = units(spec.n_units)
     for roi, gains in CATEGORY_GAIN.items():
         cols = np.flatnonzero(rois == roi)
         if len(cols) == 0:
@@ -147,7 +156,8 @@ def build_demo(out, *, small: bool = False, seed: int = 0, device: str = "auto",
         vertices = vertices[keep].reset_index(drop=True)
     sim = simulate_responses(vertices, spec)
     cfg = RunConfig(space="fsLR32k", device=device, hidden=spec.hidden, n_blocks=2, activation="relu",
-                    max_epochs=spec.max_epochs, patience=8, n_boot=spec.n_boot, seed=seed)
+                    max_epochs=spec.max_epochs, patience=8, n_boot=spec.n_boot, seed=seed,
+                    fit_batch_size=spec.fit_batch_size)
     note = ("SIMULATED DATA on the real fs_LR 32k surface and HCP-MMP1.0 atlas: responses are synthetic, "
             "with planted nonlinearity; not a measurement of any brain")
     return run_pipeline(
