@@ -1,7 +1,10 @@
-"""The ``jne`` command line: run, info, simulate, demo, dashboard.
+"""The ``jne`` command line: run, nsd-prepare, info, simulate, demo, dashboard.
 
 Bad input ends with one line ``error: <file>: <problem>`` on stderr and exit code 2, no traceback
-and no partial output.
+and no partial output. Ctrl-C (SIGINT) or SIGTERM ends a command with one line and exit code 130
+(143 for SIGTERM), again with no partial output: a SIGTERM handler raises KeyboardInterrupt so the
+same cleanup runs. ``jne run`` keeps the encoders it has fitted in ``<out>.partial`` so that
+``--resume`` can reuse them.
 """
 
 from __future__ import annotations
@@ -9,9 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
+
+import numpy as np
 
 from .validation import InputError
 
@@ -20,16 +27,35 @@ __all__ = ["main"]
 
 def _add_run(sub):
     p = sub.add_parser("run", help="fit encoders, select vertices, compute JNE / JNE-SS, write a bundle")
-    p.add_argument("--features", required=True, help="(N, D) features: .npy, .npz[:key], .h5[:dataset]")
-    p.add_argument("--responses", required=True, help="(N, V) responses: .npy, .npz[:key], .h5[:dataset]")
+    p.add_argument("--features", help="(N, D) features: .npy, .npz[:key], .h5[:dataset], .parquet, .csv")
+    p.add_argument("--responses", nargs="+",
+                   help="(N, V) responses: one .npy/.npz/.h5/.parquet/.csv; or lh/rh .func.gii; or .mgh/.mgz "
+                        "sessions (lh.*/rh.* pairs, concatenated in order); or a .dscalar.nii/.dtseries.nii; "
+                        "or a 4-D .nii[.gz] with --mask")
+    p.add_argument("--mask", help="3-D NIfTI mask of the voxels to model (volume responses)")
     p.add_argument("--out", required=True, help="bundle directory to create")
-    p.add_argument("--space", default="none", help="fsLR32k, fsaverage5, fsaverage, volume or none")
-    p.add_argument("--rois", help="one-column table of V ROI labels")
-    p.add_argument("--vertices", help="one-column table of V mesh vertex indices (default 0..V-1)")
-    p.add_argument("--categories", help="one-column table of N stimulus categories")
+    p.add_argument("--prepared", help="a folder written by `jne nsd-prepare`: fills every input option not given")
+    p.add_argument("--space", default="auto",
+                   help="fsLR32k, fsaverage5, fsaverage, volume or none (default auto: from the responses' "
+                        "format and vertex count; none for plain arrays)")
+    p.add_argument("--rois", nargs="+",
+                   help="ROI labels: a one-column table (V labels), or label files (.annot, .label, .label.gii, "
+                        ".mgz/.nii with --roi-lookup, .dlabel.nii), per hemisphere lh.*/rh.*")
+    p.add_argument("--roi-lookup", nargs="+", default=[],
+                   help="lookup tables naming integer ROI values: FreeSurfer/NSD .ctab (<int> <name>) or .tsv")
+    p.add_argument("--vertices", help="one-column table of V mesh vertex indices (array responses)")
+    p.add_argument("--stimulus-ids", help="one-column table of N stimulus ids (default row numbers)")
+    p.add_argument("--categories",
+                   help="stimulus categories: one column in row order, or 'stimulus' + 'category' columns")
+    p.add_argument("--noise-ceiling", help="one-column table of V noise ceilings (percent)")
+    p.add_argument("--groups", default="auto",
+                   help="stimulus groups for JNE-SS: auto (categories if given, else t-SNE + k-means clusters), "
+                        "categories, clusters, both or none")
+    p.add_argument("--n-clusters", type=int, help="fixed number of clusters (default: by silhouette)")
+    p.add_argument("--k-max", type=int, default=60, help="largest number of clusters tried (default 60)")
     split = p.add_mutually_exclusive_group()
     split.add_argument("--test-index", help="one-column table of test row indices")
-    split.add_argument("--test-fraction", type=float, default=0.1)
+    split.add_argument("--test-fraction", type=float, help="random test fraction (default 0.1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--n-blocks", type=int, default=2)
@@ -39,48 +65,186 @@ def _add_run(sub):
     p.add_argument("--n-boot", type=int, default=200)
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--norm", default="l1")
+    p.add_argument("--jne-batch-size", type=int, help="stimuli per Jacobian chunk (default: from free memory)")
+    p.add_argument("--fit-batch-size", type=int, help="mini-batch size for fitting (default: full batch)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the encoders an interrupted run with the same inputs saved in <out>.partial")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+_PREPARED_OPTIONS = ("features", "responses", "rois", "vertices", "test_index", "stimulus_ids", "categories",
+                     "noise_ceiling")
+
+
+def _apply_prepared(a):
+    """Fill the input options from a `jne nsd-prepare` folder (options given explicitly win)."""
+    import json
+
+    root = Path(a.prepared)
+    man = root / "prepare.json"
+    if not man.is_file():
+        raise InputError(root, "is not a folder written by `jne nsd-prepare` (no prepare.json)")
+    try:
+        info = json.loads(man.read_text())
+        files = dict(info["files"])
+    except (ValueError, KeyError, TypeError):
+        raise InputError(man, "is not a valid prepare.json") from None
+    for opt in _PREPARED_OPTIONS:
+        if getattr(a, opt, None) in (None, []) and opt in files:
+            if opt == "test_index" and a.test_fraction is not None:
+                continue
+            value = str(root / files[opt])
+            setattr(a, opt, [value] if opt in ("responses", "rois") else value)
+    if a.space == "auto" and info.get("space"):
+        a.space = info["space"]
+
+
+def _read_numbers(spec, n, what) -> np.ndarray:
+    """A one-column table of ``n`` numbers (float64)."""
+    from .io import read_labels
+
+    raw = read_labels(spec, n=n)
+    if len(raw) != n:
+        raise InputError(spec, f"has {len(raw)} {what} but {n} were expected")
+    try:
+        return raw.astype(np.float64)
+    except ValueError:
+        raise InputError(spec, f"{what} must be numbers") from None
+
+
 def _cmd_run(a):
-    import numpy as np
+    from .bundle import SPACES
+    from .io import (apply_vertices, check_space, read_array, read_categories, read_labels, read_responses,
+                     read_rois)
+    from .pipeline import RunConfig, checkpoint_dir_for, run_pipeline
+    from .validation import check_choice, check_matrix, check_same_rows
 
-    from .io import read_array, read_labels
-    from .pipeline import RunConfig, run_pipeline
-    from .validation import check_labels, check_matrix, check_same_rows
-
-    cfg = RunConfig(space=a.space, device=a.device, hidden=a.hidden, n_blocks=a.n_blocks, activation=a.activation,
+    if a.prepared:
+        _apply_prepared(a)
+    if not a.features:
+        raise InputError("--features", "is required (or --prepared with features)")
+    if not a.responses:
+        raise InputError("--responses", "is required (or --prepared)")
+    check_choice(a.space, ("auto",) + tuple(SPACES), "--space")
+    cfg = RunConfig(space="none", device=a.device, hidden=a.hidden, n_blocks=a.n_blocks, activation=a.activation,
                     max_epochs=a.max_epochs, patience=a.patience, n_boot=a.n_boot, alpha=a.alpha, norm=a.norm,
-                    seed=a.seed, test_fraction=a.test_fraction).validate()
-    _check_out(Path(a.out), a.overwrite)
+                    seed=a.seed, test_fraction=0.1 if a.test_fraction is None else a.test_fraction,
+                    jne_batch_size=a.jne_batch_size, fit_batch_size=a.fit_batch_size, groups=a.groups,
+                    n_clusters=a.n_clusters, k_max=a.k_max).validate()
+    if a.groups == "categories" and not a.categories:
+        raise InputError("--groups", "'categories' needs --categories")
+    out = Path(a.out)
+    _check_out(out, a.overwrite)
     X = check_matrix(read_array(a.features), a.features, name="features", min_rows=6)
-    Y = check_matrix(read_array(a.responses), a.responses, name="responses", finite=False, min_rows=6)
-    check_same_rows(X, Y, a.features, a.responses)
-    N, V = Y.shape
-    rois = check_labels(read_labels(a.rois), V, a.rois, what="ROI labels", expected="response columns") if a.rois else None
-    cats = check_labels(read_labels(a.categories), N, a.categories, what="categories", expected="stimuli") if a.categories else None
-    vidx = None
+    resp = read_responses(a.responses, space=None if a.space == "auto" else a.space, mask=a.mask)
+    resp.data = check_matrix(resp.data, resp.source, name="responses", finite=False, min_rows=6)
     if a.vertices:
-        raw = check_labels(read_labels(a.vertices), V, a.vertices, what="vertex indices", expected="response columns")
-        try:
-            vidx = raw.astype(np.int64)
-        except ValueError:
-            raise InputError(a.vertices, "vertex indices must be integers") from None
+        apply_vertices(resp, a.vertices)
+    check_space(resp, vertices_source=a.vertices)
+    Y = resp.data
+    check_same_rows(X, Y, a.features, resp.source)
+    N, V = Y.shape
+    warnings = list(resp.warnings)
+    ids = None
+    if a.stimulus_ids:
+        ids = read_labels(a.stimulus_ids, n=N)
+        if len(ids) != N:
+            raise InputError(a.stimulus_ids, f"has {len(ids)} stimulus ids but {N} stimuli were expected")
+        if len(set(ids)) != len(ids):
+            raise InputError(a.stimulus_ids, "repeats a stimulus id")
+    rois = None
+    if a.rois:
+        rois, w = read_rois(a.rois, resp, lookups=a.roi_lookup)
+        warnings.extend(w)
+    elif a.roi_lookup:
+        raise InputError("--roi-lookup", "needs --rois")
+    cats = read_categories(a.categories, N, ids) if a.categories else None
     test_index = None
     if a.test_index:
         try:
-            test_index = read_labels(a.test_index).astype(np.int64)
+            test_index = read_labels(a.test_index, unique=True).astype(np.float64)
         except ValueError:
             raise InputError(a.test_index, "test indices must be integers") from None
-    path, warnings = run_pipeline(X, Y, a.out, config=cfg, rois=rois, categories=cats, test_index=test_index,
-                                  vertex_index=vidx, overwrite=a.overwrite, progress=not a.quiet,
-                                  sources={"features": a.features, "responses": a.responses, "rois": a.rois,
-                                           "categories": a.categories, "vertices": a.vertices})
-    for w in warnings:
+        if not np.all(test_index == np.round(test_index)):
+            raise InputError(a.test_index, "test indices must be integers")
+        test_index = test_index.astype(np.int64)
+    extra = dict(resp.extra_columns)
+    if a.noise_ceiling:
+        extra["noise_ceiling"] = _read_numbers(a.noise_ceiling, V, "noise ceilings")
+    cfg.space = resp.space
+    manifest_extra = {"volume": resp.volume} if resp.volume else {}
+    if resp.space == "volume":
+        manifest_extra["volume_note"] = ("volume results: tables only; vertex = voxel position in the mask, "
+                                         "voxel_i/j/k and x/y/z columns from the affine")
+    sources = {"features": a.features, "responses": list(a.responses), "mask": a.mask, "rois": a.rois,
+               "roi_lookup": a.roi_lookup or None, "categories": a.categories, "vertices": a.vertices,
+               "stimulus_ids": a.stimulus_ids, "test_index": a.test_index, "noise_ceiling": a.noise_ceiling,
+               "prepared": a.prepared}
+    try:
+        path, run_warnings = run_pipeline(
+            X, Y, out, config=cfg, rois=rois, categories=cats, stimulus_ids=ids, test_index=test_index,
+            vertex_index=resp.vertex, hemi=resp.hemi, extra_vertex_columns=extra, manifest_extra=manifest_extra,
+            overwrite=a.overwrite, progress=not a.quiet, resume=a.resume, checkpoint_dir=checkpoint_dir_for(out),
+            sources={k: v for k, v in sources.items() if v})
+    except InputError as exc:  # name the user's file rather than the pipeline's argument
+        renamed = {"responses": resp.source, "--test-index": a.test_index, "categories": a.categories}
+        if renamed.get(exc.source):
+            raise InputError(renamed[exc.source], exc.problem) from None
+        raise
+    for w in warnings + run_warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {path}")
+
+
+def _add_nsd(sub):
+    p = sub.add_parser("nsd-prepare", help="assemble one NSD subject (fsaverage betas, shared1000 test set, ROIs) "
+                                           "into files `jne run --prepared` reads")
+    p.add_argument("--nsd-root", help="the NSD folder (holding nsddata/, nsddata_betas/)")
+    p.add_argument("--subject", required=True, help="1..8 or subj01..subj08")
+    p.add_argument("--out", required=True, help="folder to create")
+    p.add_argument("--sessions", help="e.g. 1-10,12 (default: every session found)")
+    p.add_argument("--features", help="features: a table with an nsdId column, an array with --feature-ids, "
+                                      "or 73000 rows in 73k order")
+    p.add_argument("--feature-ids", help="one-column table: the 0-based 73k id of each feature row")
+    p.add_argument("--categories", help="categories: nsdId (or cocoId) + category columns, or 73000 rows in 73k order")
+    p.add_argument("--keep", default="rois", help="vertices to keep: rois (with an ROI, default) or all")
+    p.add_argument("--roi-sets", nargs="+", help="ROI sets (default prf-visualrois floc-faces floc-places "
+                                                  "floc-bodies floc-words; 'none' for no ROIs)")
+    p.add_argument("--trials-per-session", type=int, help="default: the first session file's trial count (750)")
+    p.add_argument("--betas-dir", help="default NSD_ROOT/nsddata_betas/ppdata/subjXX/fsaverage/betas_fithrf_GLMdenoise_RR")
+    p.add_argument("--betas-pattern", help="default {hemi}.betas_session{session:02d}.mgh")
+    p.add_argument("--expdesign", help="default NSD_ROOT/nsddata/experiments/nsd/nsd_expdesign.mat")
+    p.add_argument("--stim-info", help="default NSD_ROOT/nsddata/experiments/nsd/nsd_stim_info_merged.csv")
+    p.add_argument("--label-dir", help="default NSD_ROOT/nsddata/freesurfer/subjXX/label")
+    p.add_argument("--roi-pattern", help="default {hemi}.{name}.mgz")
+    p.add_argument("--ctab-pattern", help="default {name}.mgz.ctab")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_nsd(a):
+    from .nsd import parse_sessions, prepare_nsd
+
+    if a.trials_per_session is not None and a.trials_per_session < 1:
+        raise InputError("--trials-per-session", f"must be >= 1, got {a.trials_per_session}")
+    roi_sets = a.roi_sets
+    if roi_sets == ["none"]:
+        roi_sets = ()
+    path_opts = {k: getattr(a, k) for k in ("betas_dir", "betas_pattern", "expdesign", "stim_info", "label_dir",
+                                             "roi_pattern", "ctab_pattern") if getattr(a, k)}
+    if roi_sets is not None:
+        path_opts["roi_sets"] = roi_sets
+    out, summary = prepare_nsd(a.out, root=a.nsd_root, subject=a.subject, sessions=parse_sessions(a.sessions),
+                               features=a.features, feature_ids=a.feature_ids, categories=a.categories,
+                               keep=a.keep, trials_per_session=a.trials_per_session, overwrite=a.overwrite,
+                               progress=not a.quiet, **path_opts)
+    for w in summary["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    c = summary["counts"]
+    print(f"wrote {out}: {c['images']} images ({c['test']} test), {c['vertices']} vertices, {c['trials']} trials")
+    print(f"next: {summary['jne_run']}")
 
 
 def _check_out(out: Path, overwrite: bool):
@@ -218,8 +382,8 @@ def _add_info(sub):
     p.add_argument("bundle")
 
 
-COMMANDS = {"run": _cmd_run, "info": _cmd_info, "simulate": _cmd_simulate, "demo": _cmd_demo,
-            "dashboard": _cmd_dashboard}
+COMMANDS = {"run": _cmd_run, "nsd-prepare": _cmd_nsd, "info": _cmd_info, "simulate": _cmd_simulate,
+            "demo": _cmd_demo, "dashboard": _cmd_dashboard}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,21 +400,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"jnecore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_info, _add_simulate, _add_demo, _add_dashboard):
+    for add in (_add_run, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard):
         add(sub)
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a KeyboardInterrupt so that the same cleanup runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _interrupt_message(args) -> str:
+    msg = "error: interrupted; no " + ("bundle" if args.command in ("run", "demo") else "output") + " was written"
+    if args.command == "run":
+        from .pipeline import checkpoint_dir_for
+
+        ck = checkpoint_dir_for(args.out)
+        if any(ck.glob("*.safetensors")):
+            msg += f" (fitted encoders kept in {ck}: rerun with --resume to reuse them)"
+    return msg
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help / --version (0) or a one-line usage error (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         code = COMMANDS[args.command](args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; no bundle was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(_interrupt_message(args), file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
 
 

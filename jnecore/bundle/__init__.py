@@ -2,6 +2,7 @@
 
 from ._bundle import (LEVELS, REQUIRED_VERTEX_COLUMNS, SCHEMA_VERSION, SPACES, Bundle, BundleError,
                       find_bundles, load_bundle, validate_bundle, write_bundle)
+from ._archive import extract_bundle_archive
 
 __all__ = ["LEVELS", "REQUIRED_VERTEX_COLUMNS", "SCHEMA_VERSION", "SPACES", "Bundle", "BundleError",
-           "find_bundles", "load_bundle", "validate_bundle", "write_bundle"]
+           "extract_bundle_archive", "find_bundles", "load_bundle", "validate_bundle", "write_bundle"]
