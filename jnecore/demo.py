@@ -47,7 +47,7 @@ _INTERMEDIATE_STEP = {"V2": 0.28, "V3": 0.36, "V4": 0.46}
 class DemoSpec:
     n_stimuli: int = 2500
     n_features: int = 64
-    hidden: int = 256
+    hidden: int = 160
     n_units: int = 48
     vertex_stride: int = 1
     noise_fraction: float = 0.08
