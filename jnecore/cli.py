@@ -324,9 +324,17 @@ def _cmd_simulate(a):
 
 
 def _simulation_lines(summary):
-    for key in ("single_neuron", "placement_order", "sample_size"):
-        if key in summary:
-            yield f"{key}: {summary[key]}"
+    """Readable lines from the dict :func:`jnecore.simulate.run_simulations` returns."""
+    for act, r in summary.get("single_neuron", {}).items():
+        yield f"single neuron  {act:<11} r(JNE, |phi''|) = {r['pearson_r']:.4f} (Spearman {r['spearman_r']:.4f})"
+    for act, r in summary.get("placement", {}).items():
+        means = "  ".join(f"{k} {r[k]['mean']:.4g}±{r[k]['std']:.2g}" for k in r.get("ranked", []))
+        yield f"placement      {act:<11} {r.get('order', '')}   ({means})"
+    sizes = summary.get("sample_size", {})
+    if sizes:
+        yield "sample size    r by N: " + "  ".join(f"{n}: {r['pearson_r']:.3f}" for n, r in sizes.items())
+    if "total" in summary.get("timings", {}):
+        yield f"took {summary['timings']['total']:.1f} s"
 
 
 def _add_demo(sub):
