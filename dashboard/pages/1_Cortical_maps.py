@@ -1,0 +1,237 @@
+"""Cortical maps: JNE, R², noise ceiling, planted truth and JNE-SS on the surface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import _state as S
+
+S.page_setup("Cortical maps", ":material/neurology:")
+bundle = S.sidebar()
+st.title("Cortical maps")
+S.simulated_banner(bundle)
+
+v = bundle.vertices
+path = str(bundle.path)
+stamp = S._stamp(path)
+roi = S.selected_roi()
+
+# ---------------------------------------------------------------------------------------------
+# metric choice
+
+METRICS = {"JNE": "jne", "R² linear": "r2_linear", "R² nonlinear": "r2_nonlinear",
+           "R² nonlinear − linear": "r2_diff"}
+if "noise_ceiling" in v:
+    METRICS["Noise ceiling (%)"] = "noise_ceiling"
+if "true_nonlinearity" in v:
+    METRICS["Planted nonlinearity (simulated truth)"] = "true_nonlinearity"
+groups = S.groupings(bundle)
+if len(bundle.test_stimuli):
+    METRICS["JNE-SS: mean over a stimulus group"] = "jne_ss_group"
+    METRICS["JNE-SS: one test stimulus"] = "jne_ss_stimulus"
+# sequential maps whose low end stays distinct from the grey sulcal background
+DEFAULT_CMAP = {"jne": "Plasma", "r2_linear": "Viridis", "r2_nonlinear": "Viridis", "r2_diff": "RdBu_r",
+                "noise_ceiling": "Viridis", "true_nonlinearity": "Plasma", "jne_ss_group": "Plasma",
+                "jne_ss_stimulus": "Plasma"}
+
+c1, c2, c3, c4 = st.columns([2.2, 1.3, 1.2, 1.2])
+metric_label = c1.selectbox("Map", list(METRICS), key="map_metric")
+metric = METRICS[metric_label]
+value_name = metric_label
+
+if metric == "jne_ss_group":
+    g1, g2 = st.columns([1, 3])
+    gcol = g1.selectbox("Group by", groups, key="map_group_col") if len(groups) > 1 else groups[0]
+    labels = bundle.test_stimuli[gcol].astype(str)
+    counts = labels.value_counts()
+    names = sorted(counts.index)
+    group = g2.selectbox("Stimulus group", names, key="map_group",
+                         format_func=lambda g: f"{g} ({counts[g]} stimuli)")
+    rows = tuple(int(i) for i in np.flatnonzero(labels.to_numpy() == group))
+    values = S.jne_ss_mean(path, stamp, rows).astype(float)
+    value_name = f"JNE-SS ({group})"
+elif metric == "jne_ss_stimulus":
+    ts = bundle.test_stimuli
+    gcol = groups[0] if groups else None
+    opts = list(range(len(ts)))
+    i = st.selectbox("Test stimulus", opts, key="map_stimulus",
+                     format_func=lambda k: f"{ts['stimulus'].iloc[k]}" + (f"  ({ts[gcol].iloc[k]})" if gcol else ""))
+    values = np.asarray(bundle.jne_ss[int(i)], dtype=float)
+    value_name = f"JNE-SS ({ts['stimulus'].iloc[int(i)]})"
+elif metric == "r2_diff":
+    values = (v["r2_nonlinear"] - v["r2_linear"]).to_numpy(dtype=float)
+    value_name = "ΔR²"
+else:
+    values = v[metric].to_numpy(dtype=float)
+    value_name = {"jne": "JNE", "r2_linear": "R² lin", "r2_nonlinear": "R² nonlin", "noise_ceiling": "NC %",
+                  "true_nonlinearity": "planted"}.get(metric, metric_label)
+
+mesh_space = bundle.space in ("fsLR32k", "fsaverage5", "fsaverage")
+SURFACES = {"inflated": "inflated", "very inflated": "very_inflated", "pial": "pial", "white": "white",
+            "flat (2D flatmap)": "flat"}
+if bundle.space in ("fsaverage5", "fsaverage"):
+    SURFACES.pop("very inflated")
+surface = SURFACES[c2.selectbox("Surface", list(SURFACES), key="map_surface", disabled=not mesh_space)]
+hemi = c3.selectbox("Hemisphere", ["both", "left", "right"], key="map_hemi", disabled=not mesh_space)
+from jnecore.plotting import VIEWS, colormaps  # noqa: E402
+
+view = c4.selectbox("View", list(VIEWS), index=list(VIEWS).index("posterior") if "posterior" in VIEWS else 0,
+                    key="map_view", disabled=not mesh_space or surface == "flat")
+
+# ---------------------------------------------------------------------------------------------
+# threshold and colours
+
+sig = v["significant"].to_numpy(dtype=bool)
+with st.expander("Threshold, colours, background", expanded=True):
+    d1, d2, d3, d4 = st.columns([1.2, 1.2, 1.4, 1.6])
+    sig_only = d1.checkbox("Significant vertices only", value=True, key="map_sig_only",
+                           help="vertices whose nonlinear encoder R² passed the bootstrap test (BH-FDR)")
+    threshold = d2.number_input("Hide |value| below", min_value=0.0, value=0.0, step=0.01, format="%.4g",
+                                key="map_threshold")
+    cmap = d3.selectbox("Colour map", ["auto"] + colormaps(), key="map_cmap",
+                        help="'auto' picks a map that suits the metric (diverging for differences)")
+    manual = d4.checkbox("Manual colour range", value=False, key="map_manual_range")
+    e1, e2, e3, e4 = st.columns([1.2, 1.2, 1.4, 1.6])
+    bg_on = e1.checkbox("Sulcal-depth background", value=True, key="map_sulc", disabled=not mesh_space)
+    outline = e2.checkbox("ROI outlines", value=True, key="map_outline", disabled=not mesh_space)
+    highlight = e3.checkbox("Highlight selected ROI", value=True, key="map_highlight", disabled=not mesh_space or roi is None,
+                            help="choose the ROI in the sidebar")
+    per_roi = e4.radio("Values", ["per vertex", "ROI mean"], key="map_values", horizontal=True,
+                       help="ROI mean paints each ROI with the mean of its shown vertices: the hierarchy at a glance")
+
+shown_vals = values.copy()
+if sig_only:
+    shown_vals[~sig] = np.nan
+if threshold > 0:
+    shown_vals[np.abs(np.nan_to_num(shown_vals)) < threshold] = np.nan
+if per_roi == "ROI mean":
+    rois_v = v["roi"].astype(str)
+    means = pd.Series(shown_vals).groupby(rois_v.to_numpy()).mean()
+    shown_vals = rois_v.map(means).to_numpy(dtype=float)
+finite = shown_vals[np.isfinite(shown_vals)]
+signed = metric == "r2_diff"
+if finite.size:
+    lo, hi = (float(x) for x in np.percentile(finite, [2, 98]))
+    if signed:
+        m = max(abs(lo), abs(hi)) or 1.0
+        lo, hi = -m, m
+    if hi <= lo:
+        hi = lo + (abs(lo) * 1e-3 or 1.0)
+else:
+    lo, hi = 0.0, 1.0
+vmin, vmax = lo, hi
+if manual:
+    r1, r2 = st.columns(2)
+    vmin = r1.number_input("min", value=float(f"{lo:.4g}"), format="%.4g", key=f"map_vmin_{metric}")
+    vmax = r2.number_input("max", value=float(f"{hi:.4g}"), format="%.4g", key=f"map_vmax_{metric}")
+    if vmax <= vmin:
+        st.warning("The colour range needs max > min; using the automatic range.")
+        vmin, vmax = lo, hi
+cmap_name = DEFAULT_CMAP.get(metric, "Plasma") if cmap == "auto" else cmap
+
+n_shown = int(np.isfinite(shown_vals).sum())
+st.caption(f"{n_shown:,} of {len(v):,} vertices shown"
+           + (" (significant only)" if sig_only and per_roi != "ROI mean" else "")
+           + (" · each ROI painted with the mean over its " + ("significant " if sig_only else "") + "vertices"
+              if per_roi == "ROI mean" else "") + f" · colour range {vmin:.4g} to {vmax:.4g} "
+           "(2nd-98th percentile unless set)" + (f" · selected ROI: **{roi}**" if roi else ""))
+if metric in ("jne", "jne_ss_group", "jne_ss_stimulus") and not np.isfinite(values).any():
+    st.info("JNE was not computed for any vertex of this bundle (no significant vertex).")
+
+
+# ---------------------------------------------------------------------------------------------
+# the map
+
+
+@st.cache_resource(show_spinner="Drawing the surface ...", max_entries=12)
+def surface_figure(key, _values, _vertex, _hover_roi, _hover_level, space, surface, hemi, view, cmap, vmin, vmax,
+                   bg, outline, highlight, value_name, title):
+    from jnecore.plotting import plot_surface_map
+
+    fig = plot_surface_map(_values, vertices=_vertex, space=space, surface=surface, hemi=hemi, view=view,
+                           cmap=cmap, vmin=vmin, vmax=vmax, bg_map="sulc" if bg else None,
+                           roi_labels=None, outline_rois=outline, highlight_roi=highlight,
+                           hover=pd.DataFrame({"roi": _hover_roi, "level": _hover_level}), title=title,
+                           value_name=value_name)
+    return S.frame_surface(fig, surface)
+
+
+def _fig_key(*parts):
+    import hashlib
+
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(np.ascontiguousarray(p).tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
+    return h.hexdigest()
+
+
+table = pd.DataFrame({"vertex": v["vertex"].to_numpy(), "hemi": v["hemi"].astype(str).to_numpy(),
+                      "roi": v["roi"].astype(str).to_numpy(), "level": v["level"].astype(str).to_numpy(),
+                      "significant": sig, value_name: shown_vals})
+table = table[np.isfinite(shown_vals)].reset_index(drop=True)
+title = f"{value_name} · {bundle.name}"
+
+if mesh_space:
+    vertex = v["vertex"].to_numpy(dtype=np.int64)
+    hover_roi = v["roi"].astype(str).to_numpy()
+    hover_level = v["level"].astype(str).to_numpy()
+    hl = roi if (highlight and roi) else None
+    key = _fig_key(path, stamp, shown_vals, bundle.space, surface, hemi, view, cmap_name, vmin, vmax, bg_on,
+                   outline, hl, value_name)
+    try:
+        fig = surface_figure(key, shown_vals, vertex, hover_roi, hover_level, bundle.space, surface, hemi, view,
+                             cmap_name, float(vmin), float(vmax), bg_on, outline, hl, value_name, title)
+    except Exception as exc:
+        st.error(f"Could not draw the surface map: {type(exc).__name__}: {exc}")
+        st.stop()
+    fig.update_layout(height=640)
+    S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
+else:
+    st.info(f"This bundle's space is **{bundle.space}**: there is no cortical mesh to draw on. "
+            "Maps need a surface space (fsLR32k, fsaverage5 or fsaverage); the distribution per ROI is shown "
+            "instead, and the ROI hierarchy page works for every space.")
+    from jnecore.plotting import plot_roi_distributions
+
+    tmp = v.assign(_value=shown_vals)
+    fig = plot_roi_distributions(tmp, "_value", significant_only=False, kind="box", title=f"{value_name} per ROI")
+    S.show_figure(fig, f"distribution_{metric}", key="no_mesh_box")
+
+# ---------------------------------------------------------------------------------------------
+# exports
+
+st.subheader("Export")
+x1, x2, x3 = st.columns(3)
+with x1:
+    from jnecore.export import table_csv
+
+    st.download_button("Shown values (CSV)", data=lambda: table_csv(table), file_name=f"{S.slug(value_name)}_values.csv",
+                       mime="text/csv", key="dl_map_csv", on_click="ignore", icon=":material/download:")
+    st.caption(f"{len(table):,} rows: vertex, hemi, roi, level, significant, value")
+with x2:
+    from jnecore.export import gifti_available, gifti_bytes
+
+    if gifti_available(bundle.space):
+        meta = {"bundle": bundle.name, "metric": value_name, "significant_only": sig_only, "threshold": threshold}
+        vv = v["vertex"].to_numpy(dtype=np.int64)
+        for hemi_name, tag in (("left", "L"), ("right", "R")):
+            st.download_button(f"Map as GIfTI ({tag})", data=lambda h=hemi_name: gifti_bytes(
+                shown_vals, vv, bundle.space, h, name=value_name, meta=meta),
+                file_name=f"{S.slug(value_name)}.{tag}.func.gii", mime="application/octet-stream",
+                key=f"dl_gii_{tag}", on_click="ignore", icon=":material/download:")
+        st.caption(f"full {bundle.space} hemisphere meshes, NaN outside the shown vertices")
+    else:
+        st.caption(f"GIfTI export is not available for the **{bundle.space}** space (no surface mesh); "
+                   "use the CSV.")
+with x3:
+    st.caption("The figure's HTML download is under the map (interactive, works offline).")
+
+with st.expander("Per-ROI summary of the shown values"):
+    if len(table):
+        summ = table.groupby(["roi", "level"])[value_name].agg(["count", "mean", "median", "std"]).reset_index()
+        order = {r: i for i, r in enumerate(S.bundle_rois(bundle))}
+        summ = summ.sort_values("roi", key=lambda s: s.map(order)).reset_index(drop=True)
+        S.show_table(summ, f"map_roi_summary_{S.slug(value_name)}", key="map_roi_summary")
+    else:
+        st.write("No vertex shown.")

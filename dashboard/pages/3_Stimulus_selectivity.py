@@ -1,0 +1,85 @@
+"""Stimulus selectivity (JNE-SS): which stimulus groups drive nonlinearity in which ROI."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dashboard import _state as S
+from jnecore import summaries
+from jnecore.plotting import plot_group_drivers, plot_roi_group_bars, plot_roi_group_heatmap, plot_top_stimuli
+
+S.page_setup("Stimulus selectivity", ":material/grid_on:")
+bundle = S.sidebar()
+st.title("Stimulus selectivity (JNE-SS)")
+S.simulated_banner(bundle)
+st.caption("JNE-SS of stimulus i at vertex v = (s_iv − μ_v)²: how far stimulus i pushes the vertex away from "
+           "its typical local linear map. MoJ = mean JNE-SS of a vertex over a group's stimuli; MoM = mean MoJ over "
+           "a ROI's vertices. The paper finds outdoor scenes driving PPA and RSC, people and faces driving FFA and EBA.")
+
+v = bundle.vertices
+path = str(bundle.path)
+stamp = S._stamp(path)
+groups = S.groupings(bundle)
+if not len(bundle.test_stimuli) or not groups:
+    st.info("This bundle has no test stimuli with a category or cluster column: JNE-SS cannot be grouped.")
+    st.stop()
+computed = np.isfinite(v["jne"].to_numpy(dtype=float)) & v["significant"].to_numpy(dtype=bool)
+if not computed.any():
+    st.info("JNE-SS was not computed for any vertex (no vertex passed the significance test).")
+    st.stop()
+
+c1, c2 = st.columns([1, 3])
+gcol = c1.selectbox("Group stimuli by", groups, key="s_group_col",
+                    help="category labels, or clusters (t-SNE + k-means in the paper) when the bundle has them")
+SCALES = {"roi": "min-max per ROI (paper Fig. 8c)", "group": "relative to the mean over ROIs", "none": "raw MoM"}
+scale = c2.radio("Heatmap scale", list(SCALES), format_func=SCALES.get, key="s_scale", horizontal=True,
+                 help="min-max per ROI: which group drives each ROI most. Relative: where a group drives "
+                      "nonlinearity more than in the average ROI (useful when one group dominates every ROI).")
+normalised = scale == "roi"
+
+table = S.roi_group(path, stamp, gcol)
+if table.empty:
+    st.info("No ROI has vertices with JNE-SS.")
+    st.stop()
+all_rois = S.bundle_rois(bundle)
+rois = [r for r in all_rois if r in set(table["roi"].astype(str))]
+group_names = sorted(table["group"].astype(str).unique())
+roi = S.selected_roi()
+
+# ---------------------------------------------------------------------------------------------
+st.subheader(f"ROI × {gcol} MoM")
+fig = plot_roi_group_heatmap(table, scale=scale, roi_order=rois, group_order=group_names, highlight_roi=roi)
+S.show_figure(fig, f"roi_{gcol}_heatmap", key="heatmap")
+with st.expander("ROI × group table (long format)"):
+    S.show_table(table, f"roi_{gcol}_mom", key="roi_group_table")
+
+# ---------------------------------------------------------------------------------------------
+st.subheader("One ROI: its stimulus groups and top stimuli")
+r1, r2 = st.columns([2, 1])
+focus = S.roi_selector(bundle, where=r1, widget_key="_w_roi_selectivity", label="ROI", allow_none=False, rois=rois)
+k = r2.slider("Top stimuli", min_value=5, max_value=min(50, len(bundle.test_stimuli)), value=min(10, len(bundle.test_stimuli)),
+              key="s_top_k") if len(bundle.test_stimuli) > 5 else len(bundle.test_stimuli)
+b1, b2 = st.columns(2)
+with b1:
+    S.show_figure(plot_roi_group_bars(table, focus, normalised=False), f"{focus}_{gcol}_bars", key="roi_bars")
+mask = computed & (v["roi"].astype(str).to_numpy() == str(focus))
+top = summaries.top_stimuli(bundle.jne_ss, bundle.test_stimuli, mask, k=int(k), group_column=gcol)
+with b2:
+    S.show_figure(plot_top_stimuli(top, group_column=gcol, roi=focus, all_groups=group_names), f"{focus}_top_stimuli",
+                  key="top_stimuli")
+S.show_table(top, f"{focus}_top_stimuli", key="top_table")
+
+# ---------------------------------------------------------------------------------------------
+st.subheader(f"One {gcol}: which ROIs it drives most")
+g1, g2 = st.columns([2, 1])
+default_group = "outdoor scene" if "outdoor scene" in group_names else group_names[0]
+group = S.bound_selectbox(gcol.capitalize(), group_names, f"jne_group_{gcol}", default=default_group, where=g1)
+top_n = g2.slider("ROIs shown", min_value=3, max_value=max(3, len(rois)), value=min(15, max(3, len(rois))),
+                  key="s_top_rois") if len(rois) > 3 else len(rois)
+drivers = summaries.group_drivers(table, group, normalised=normalised)
+levels = dict(zip(v["roi"].astype(str), v["level"].astype(str)))
+S.show_figure(plot_group_drivers(drivers, group, normalised=normalised, levels=levels, top=top_n),
+              f"{S.slug(group)}_drivers", key="drivers")
+with st.expander(f"All ROIs ranked for '{group}'"):
+    S.show_table(drivers, f"{S.slug(group)}_drivers", key="drivers_table")

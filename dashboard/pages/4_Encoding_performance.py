@@ -1,0 +1,51 @@
+"""Encoding performance: R² against the noise ceiling, R² per ROI, significant vertices per ROI."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import _state as S
+from jnecore.plotting import (noise_ceiling_fraction, plot_noise_ceiling_density, plot_r2_by_roi,
+                              plot_significant_counts, significant_counts)
+
+S.page_setup("Encoding performance", ":material/insights:")
+bundle = S.sidebar()
+st.title("Encoding performance")
+S.simulated_banner(bundle)
+
+v = bundle.vertices
+cfg = bundle.manifest.get("config", {})
+st.caption(f"Test R² = 1 − mean((y − ŷ)²) / var(y) on the {len(bundle.test_stimuli)} test stimuli. Significance: "
+           f"{cfg.get('n_boot', '?')} bootstrap resamples of the test rows, p = share of resampled R² < 0, "
+           f"Benjamini-Hochberg FDR at q < {cfg.get('alpha', 0.05)}.")
+
+# ---------------------------------------------------------------------------------------------
+st.subheader("R² against the noise ceiling (paper Fig. 4c)")
+if "noise_ceiling" in v and v["noise_ceiling"].notna().any():
+    n1, n2 = st.columns([1, 1])
+    model = n1.radio("Encoder", ["nonlinear", "linear"], key="p_model", horizontal=True)
+    nc_sig = n2.checkbox("Significant vertices only", value=False, key="p_nc_sig")
+    fig = plot_noise_ceiling_density(v, model=model, significant_only=nc_sig)
+    S.show_figure(fig, f"noise_ceiling_{model}", key="nc_density")
+    share, n = noise_ceiling_fraction(v, model=model, significant_only=nc_sig)
+    share_lin, _ = noise_ceiling_fraction(v, model="linear", significant_only=nc_sig)
+    share_non, _ = noise_ceiling_fraction(v, model="nonlinear", significant_only=nc_sig)
+    m = st.columns(3)
+    m[0].metric("Vertices with a noise ceiling", f"{n:,}")
+    m[1].metric("≥ 80% of ceiling (nonlinear)", f"{100 * share_non:.1f}%")
+    m[2].metric("≥ 80% of ceiling (linear)", f"{100 * share_lin:.1f}%")
+else:
+    st.info("This bundle has no noise ceiling (`noise_ceiling` column): it needs repeated presentations of the "
+            "stimuli (NSD: ncsnr from the across-repeat variance). The other panels below do not need it.")
+
+# ---------------------------------------------------------------------------------------------
+st.subheader("Test R² per ROI")
+r2_sig = st.checkbox("Significant vertices only", value=True, key="p_r2_sig")
+S.show_figure(plot_r2_by_roi(v, significant_only=r2_sig, roi_order=S.bundle_rois(bundle)), "r2_per_roi", key="r2_roi")
+
+st.subheader("Significant vertices per ROI")
+counts = significant_counts(v)
+order = {r: i for i, r in enumerate(S.bundle_rois(bundle))}
+counts = counts.assign(_o=counts["roi"].map(order)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
+S.show_figure(plot_significant_counts(counts), "significant_counts", key="sig_counts")
+S.show_table(counts, "significant_counts", key="sig_counts_table")

@@ -1,0 +1,286 @@
+"""ROI and hierarchy figures: per-ROI bars and distributions, level tests, R^2 scatter.
+
+Every function takes tables from :mod:`jnecore.summaries` (or a bundle's vertex table) and returns
+a :class:`plotly.graph_objects.Figure`; nothing here reads files or needs Streamlit. Keyword names
+follow nilearn's plotting API (``title``, ``cmap``, ``vmin``, ``vmax``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from scipy import stats
+
+from ..summaries import LEVEL_ORDER
+
+__all__ = [
+    "LEVEL_COLORS", "TEMPLATE", "level_color", "plot_roi_bars", "plot_level_bars", "plot_roi_distributions",
+    "plot_test_matrix", "plot_r2_scatter", "r2_correlation_table", "METRIC_LABELS",
+]
+
+#: one colour per hierarchy level (Okabe-Ito, colour-blind safe)
+LEVEL_COLORS = {"primary": "#0072B2", "intermediate": "#009E73", "higher": "#D55E00", "other": "#999999"}
+#: plotly template used by every figure of the package
+TEMPLATE = "plotly_white"
+#: axis labels of the vertex-table metrics
+METRIC_LABELS = {
+    "jne": "JNE", "r2_linear": "R² (linear)", "r2_nonlinear": "R² (nonlinear)",
+    "r2_diff": "R² nonlinear − linear", "noise_ceiling": "noise ceiling (%)",
+    "true_nonlinearity": "planted nonlinearity", "jne_ss": "JNE-SS", "p_fdr": "q (FDR)",
+}
+
+
+def level_color(level) -> str:
+    """The colour of a hierarchy level (grey for unknown levels)."""
+    return LEVEL_COLORS.get(str(level), LEVEL_COLORS["other"])
+
+
+def _label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+def _levels_present(levels) -> list:
+    present = list(dict.fromkeys(str(x) for x in levels))
+    return [lv for lv in LEVEL_ORDER if lv in present] + [lv for lv in present if lv not in LEVEL_ORDER]
+
+
+def _layout(fig: go.Figure, title, **kw) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, title=dict(text=title) if title else None,
+                      margin=dict(l=60, r=20, t=60 if title else 30, b=60), **kw)
+    return fig
+
+
+def _zoom_y(fig, means, errs, zero: bool):
+    """Fit the y axis to mean ± error unless ``zero`` (bars from 0)."""
+    if zero:
+        return
+    m = np.asarray(means, dtype=float)
+    e = np.nan_to_num(np.asarray(errs, dtype=float)) if errs is not None else np.zeros_like(m)
+    ok = np.isfinite(m)
+    if not ok.any():
+        return
+    lo, hi = float(np.min(m[ok] - e[ok])), float(np.max(m[ok] + e[ok]))
+    pad = 0.08 * (hi - lo if hi > lo else abs(hi) or 1.0)
+    fig.update_yaxes(range=[lo - pad, hi + pad])
+
+
+def plot_roi_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = "sem", highlight_roi=None,
+                  zero: bool = True, title=None, height: int = 420) -> go.Figure:
+    """Mean of a metric per ROI with error bars, in the table's order, coloured by hierarchy level.
+
+    Parameters
+    ----------
+    summary : DataFrame from :func:`jnecore.summaries.roi_summary` (n_rois rows): roi, level, mean,
+        sem, std, n. Its row order (hierarchy order) is the x order.
+    metric : name of the summarised metric (axis label only)
+    error : "sem", "std" or None
+    highlight_roi : ROI drawn with a black outline
+    zero : y axis from 0 (default); False fits it to mean ± error (JNE has no absolute scale, so
+        differences between ROIs are what matters)
+    title : figure title (default "<metric> per ROI (mean ± SEM)")
+
+    Returns a figure with one bar trace per level (legend = levels); ``layout.xaxis.categoryarray``
+    holds the ROI order.
+    """
+    if error not in ("sem", "std", None):
+        raise ValueError(f"error must be 'sem', 'std' or None, got {error!r}")
+    order = [str(r) for r in summary["roi"]]
+    fig = go.Figure()
+    for lv in _levels_present(summary["level"]):
+        sub = summary[summary["level"].astype(str) == lv]
+        line_w = [3 if highlight_roi is not None and str(r) == str(highlight_roi) else 0 for r in sub["roi"]]
+        n = sub["n"].to_numpy() if "n" in sub else np.full(len(sub), np.nan)
+        err = sub[error].to_numpy(dtype=float) if error else None
+        fig.add_bar(
+            x=sub["roi"].astype(str).tolist(), y=sub["mean"].to_numpy(dtype=float), name=lv,
+            marker=dict(color=level_color(lv), line=dict(color="black", width=line_w)),
+            error_y=dict(type="data", array=err, visible=True, thickness=1.2) if error else None,
+            customdata=np.stack([n, err if err is not None else np.full(len(sub), np.nan)], -1),
+            hovertemplate="%{x}<br>mean %{y:.4g}<br>" + (error or "") + " %{customdata[1]:.3g}<br>n %{customdata[0]}"
+                          "<extra>" + lv + "</extra>",
+        )
+    suffix = {"sem": " (mean ± SEM)", "std": " (mean ± SD)", None: " (mean)"}[error]
+    _zoom_y(fig, summary["mean"], summary[error] if error else None, zero)
+    fig.update_xaxes(categoryorder="array", categoryarray=order, tickangle=-60 if len(order) > 12 else 0)
+    fig.update_yaxes(title=_label(metric))
+    return _layout(fig, title if title is not None else f"{_label(metric)} per ROI{suffix}", height=height,
+                   barmode="overlay", legend_title_text="level", bargap=0.15)
+
+
+def plot_level_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = "sem", zero: bool = True, title=None,
+                    height: int = 360) -> go.Figure:
+    """Mean ± SEM of a metric per hierarchy level (table from :func:`jnecore.summaries.level_summary`).
+
+    One bar trace with x = levels in hierarchy order, y = mean, coloured by level.
+    """
+    s = summary.copy()
+    s["level"] = s["level"].astype(str)
+    order = _levels_present(s["level"])
+    s = s.set_index("level").loc[order].reset_index()
+    fig = go.Figure(go.Bar(
+        x=s["level"].tolist(), y=s["mean"].to_numpy(dtype=float),
+        marker_color=[level_color(lv) for lv in s["level"]],
+        error_y=dict(type="data", array=s[error].to_numpy(dtype=float), visible=True) if error else None,
+        customdata=s["n"].to_numpy() if "n" in s else None,
+        hovertemplate="%{x}<br>mean %{y:.4g}<br>n %{customdata}<extra></extra>",
+    ))
+    fig.update_yaxes(title=_label(metric))
+    _zoom_y(fig, s["mean"], s[error] if error else None, zero)
+    return _layout(fig, title if title is not None else f"{_label(metric)} per hierarchy level (mean ± SEM)",
+                   height=height, showlegend=False)
+
+
+def plot_roi_distributions(vertices: pd.DataFrame, metric: str = "jne", *, rois=None, kind: str = "violin",
+                           significant_only: bool = True, roi_order=None, title=None,
+                           height: int = 420) -> go.Figure:
+    """Distribution of a metric over each ROI's vertices (violin or box), coloured by level.
+
+    Parameters
+    ----------
+    vertices : bundle vertex table (roi, level, significant, ``metric``)
+    rois : ROIs to show (default all); order = ``roi_order`` if given, else level then median
+    kind : "violin" or "box"
+
+    Returns one trace per ROI (``trace.name`` = ROI, ``trace.y`` = its values).
+    """
+    if kind not in ("violin", "box"):
+        raise ValueError(f"kind must be 'violin' or 'box', got {kind!r}")
+    v = vertices
+    if significant_only:
+        v = v[v["significant"].astype(bool)]
+    v = v[np.isfinite(v[metric].to_numpy(dtype=float))]
+    if rois is not None:
+        keep = [str(r) for r in rois]
+        v = v[v["roi"].astype(str).isin(keep)]
+    if roi_order is None:
+        med = v.groupby(["roi", "level"], observed=True)[metric].median().reset_index()
+        med["_l"] = med["level"].map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(9)
+        roi_order = med.sort_values(["_l", metric])["roi"].astype(str).tolist()
+    fig = go.Figure()
+    for roi in roi_order:
+        sub = v[v["roi"].astype(str) == str(roi)]
+        if sub.empty:
+            continue
+        lv = str(sub["level"].iloc[0])
+        common = dict(y=sub[metric].to_numpy(dtype=float), name=str(roi), legendgroup=lv,
+                      marker_color=level_color(lv), line_color=level_color(lv))
+        if kind == "violin":
+            fig.add_violin(**common, box_visible=True, meanline_visible=True, points=False, spanmode="hard",
+                           hoverinfo="y+name")
+        else:
+            fig.add_box(**common, boxmean=True, boxpoints=False)
+    fig.update_yaxes(title=_label(metric))
+    fig.update_xaxes(tickangle=-60 if len(fig.data) > 12 else 0)
+    return _layout(fig, title if title is not None else f"{_label(metric)} distribution per ROI",
+                   height=height, showlegend=False)
+
+
+def plot_test_matrix(tests: pd.DataFrame, *, value: str = "q", alpha: float = 0.05, groups=None, title=None,
+                     cmap: str = "Blues_r", vmin: float = 0.0, vmax: float = 1.0, height: int = 380) -> go.Figure:
+    """Heatmap of pairwise one-sided tests (the paper's Fig. 7 matrix).
+
+    Parameters
+    ----------
+    tests : DataFrame from :func:`jnecore.summaries.pairwise_tests`: a, b, p, q, ... where each
+        row tests H1 "a > b".
+    value : column shown ("q" by default, or "p")
+    alpha : cells with value < alpha are marked with a star in their annotation
+    groups : row/column order (default: order of first appearance in ``tests``)
+
+    Returns a single heatmap trace with ``y`` = a (row, "greater"), ``x`` = b and ``z[i][j]`` the
+    value for (a = y[i], b = x[j]); the diagonal is NaN. Annotations give the values.
+    """
+    if groups is None:
+        groups = list(dict.fromkeys([str(g) for g in tests["a"]] + [str(g) for g in tests["b"]]))
+    groups = [str(g) for g in groups]
+    idx = {g: i for i, g in enumerate(groups)}
+    z = np.full((len(groups), len(groups)), np.nan)
+    for a, b, val in zip(tests["a"].astype(str), tests["b"].astype(str), tests[value].to_numpy(dtype=float)):
+        if a in idx and b in idx:
+            z[idx[a], idx[b]] = val
+    text = [["" if not np.isfinite(x) else (f"{x:.2g}" if x >= 1e-3 else f"{x:.0e}") + (" *" if x < alpha else "")
+             for x in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=groups, y=groups, text=text, texttemplate="%{text}", textfont=dict(size=11 if len(groups) <= 6 else 9),
+        colorscale=cmap, zmin=vmin, zmax=vmax,
+        colorbar=dict(title=value), hoverongaps=False,
+        hovertemplate="H1: %{y} > %{x}<br>" + value + " = %{z:.3g}<extra></extra>",
+    ))
+    fig.update_yaxes(title="a (H1: a > b)", autorange="reversed")
+    fig.update_xaxes(title="b", side="bottom")
+    t = title if title is not None else f"One-sided tests, {value} (BH-FDR); * {value} < {alpha:g}"
+    return _layout(fig, t, height=height)
+
+
+def _pearson(x, y):
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        return np.nan, np.nan, int(ok.sum())
+    r, p = stats.pearsonr(x[ok], y[ok])
+    return float(r), float(p), int(ok.sum())
+
+
+def r2_correlation_table(vertices: pd.DataFrame, *, significant_only: bool = True) -> pd.DataFrame:
+    """Pearson r between linear and nonlinear R^2 across each ROI's vertices (paper Fig. 5).
+
+    Returns columns roi, level, n, pearson_r, p, mean_r2_linear, mean_r2_nonlinear, in hierarchy
+    order.
+    """
+    v = vertices[vertices["significant"].astype(bool)] if significant_only else vertices
+    rows = []
+    for (roi, lv), g in v.groupby(["roi", "level"], observed=True, sort=False):
+        r, p, n = _pearson(g["r2_linear"], g["r2_nonlinear"])
+        rows.append(dict(roi=str(roi), level=str(lv), n=n, pearson_r=r, p=p,
+                         mean_r2_linear=float(np.nanmean(g["r2_linear"])) if n else np.nan,
+                         mean_r2_nonlinear=float(np.nanmean(g["r2_nonlinear"])) if n else np.nan))
+    out = pd.DataFrame(rows, columns=["roi", "level", "n", "pearson_r", "p", "mean_r2_linear", "mean_r2_nonlinear"])
+    out["_l"] = out["level"].map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(9)
+    return out.sort_values(["_l", "roi"]).drop(columns="_l").reset_index(drop=True)
+
+
+def plot_r2_scatter(vertices: pd.DataFrame, *, rois=None, significant_only: bool = True, max_points: int = 20000,
+                    title=None, height: int = 460, seed: int = 0) -> go.Figure:
+    """Linear vs nonlinear test R^2 per vertex, coloured by level, with the identity line.
+
+    Parameters
+    ----------
+    vertices : bundle vertex table (r2_linear, r2_nonlinear, roi, level, significant)
+    rois : restrict to these ROIs (default all)
+    max_points : plot at most this many points (a seeded random subset); r uses all of them
+
+    Returns a figure whose title holds Pearson r over all selected vertices (computed as
+    :func:`scipy.stats.pearsonr`); one scatter trace per level plus the identity line (last trace,
+    name "y = x").
+    """
+    v = vertices[vertices["significant"].astype(bool)] if significant_only else vertices
+    if rois is not None:
+        v = v[v["roi"].astype(str).isin([str(r) for r in rois])]
+    v = v[np.isfinite(v["r2_linear"].to_numpy(dtype=float)) & np.isfinite(v["r2_nonlinear"].to_numpy(dtype=float))]
+    r, p, n = _pearson(v["r2_linear"], v["r2_nonlinear"])
+    shown = v
+    if len(v) > max_points:
+        shown = v.sample(max_points, random_state=seed)
+    fig = go.Figure()
+    for lv in _levels_present(shown["level"]):
+        sub = shown[shown["level"].astype(str) == lv]
+        fig.add_scattergl(
+            x=sub["r2_linear"].to_numpy(dtype=float), y=sub["r2_nonlinear"].to_numpy(dtype=float), mode="markers",
+            name=lv, marker=dict(color=level_color(lv), size=4, opacity=0.6),
+            customdata=np.stack([sub["vertex"].to_numpy(), sub["roi"].astype(str).to_numpy()], -1)
+            if "vertex" in sub else sub["roi"].astype(str).to_numpy()[:, None],
+            hovertemplate="vertex %{customdata[0]} (%{customdata[1]})<br>linear %{x:.3f}<br>nonlinear %{y:.3f}<extra>"
+            + lv + "</extra>",
+        )
+    lo = float(np.nanmin([v["r2_linear"].min(), v["r2_nonlinear"].min(), 0.0])) if n else 0.0
+    hi = float(np.nanmax([v["r2_linear"].max(), v["r2_nonlinear"].max(), 0.01])) if n else 1.0
+    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(color="black", dash="dash", width=1),
+                    hoverinfo="skip")
+    fig.update_xaxes(title="R² linear encoder")
+    fig.update_yaxes(title="R² nonlinear encoder", scaleanchor="x", scaleratio=1)
+    what = "" if rois is None else (f" ({', '.join(map(str, rois))})" if len(rois) <= 4 else f" ({len(rois)} ROIs)")
+    default = f"Linear vs nonlinear R²{what}: Pearson r = {r:.3f} (n = {n})" if np.isfinite(r) else \
+        f"Linear vs nonlinear R²{what}: r not defined (n = {n})"
+    return _layout(fig, title if title is not None else default, height=height, legend_title_text="level")

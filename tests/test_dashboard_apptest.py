@@ -1,0 +1,392 @@
+"""Every dashboard page in streamlit.testing.v1.AppTest, with its main widgets exercised.
+
+The bundles: the small demo (real pipeline on simulated responses, fs_LR 32k atlas, quick
+simulations) and a perturbed copy with a noise ceiling and stimulus clusters (tests/_bundles.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _bundles import bundle_folder
+
+pytest.importorskip("streamlit.testing.v1")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+DASH = Path(__file__).resolve().parents[1] / "dashboard"
+PAGES = ["app.py"] + sorted(p.name for p in (DASH / "pages").glob("*.py"))
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return bundle_folder(tmp_path_factory)
+
+
+@pytest.fixture()
+def roots(monkeypatch):
+    def set_roots(*paths):
+        monkeypatch.setenv("JNE_BUNDLE_ROOTS", os.pathsep.join(str(p) for p in paths))
+    return set_roots
+
+
+def _page(name) -> str:
+    return str(DASH / name) if name == "app.py" else str(DASH / "pages" / name)
+
+
+def run_page(name) -> AppTest:
+    at = AppTest.from_file(_page(name), default_timeout=TIMEOUT)
+    at.run()
+    return at
+
+
+def assert_clean(at: AppTest):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _decode(obj):
+    """Plotly JSON with base64 typed arrays ({"dtype", "bdata"[, "shape"]}) -> numpy arrays."""
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            a = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+            if "shape" in obj:
+                shape = obj["shape"]
+                a = a.reshape([int(s) for s in shape.split(",")] if isinstance(shape, str) else shape)
+            return a
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    return obj
+
+
+def figures(at: AppTest) -> dict:
+    """{key: figure dict} of the page's plotly charts (key as given to show_figure)."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        key = el.proto.id.rsplit("-", 1)[-1].removeprefix("fig_")
+        out[key] = _decode(json.loads(el.proto.spec))
+    return out
+
+
+def table_with(at: AppTest, *columns):
+    """The first table of the page holding all these columns."""
+    for d in at.dataframe:
+        if set(columns) <= set(d.value.columns):
+            return d.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def title(fig) -> str:
+    t = fig["layout"].get("title") or {}
+    return t.get("text", "") if isinstance(t, dict) else str(t)
+
+
+# ------------------------------------------------------------------------------------------ all pages
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_runs(folder, roots, name):
+    roots(folder)
+    at = run_page(name)
+    assert_clean(at)
+    if name != "app.py":
+        assert at.title and at.title[0].value
+    # every figure has an HTML download and every table a CSV download
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("Download figure (HTML)") >= len(at.get("plotly_chart"))
+    if name != "app.py":
+        assert labels.count("Download table (CSV)") >= len(at.dataframe)
+
+
+def test_home_summary_and_banner(folder, roots):
+    roots(folder)
+    at = run_page("app.py")
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Space"] == "fsLR32k"
+    assert int(metrics["Vertices modelled"].replace(",", "")) > 100
+    assert any("Simulated data" in w.value for w in at.warning)
+    assert at.sidebar.selectbox(key="_w_jne_bundle").options  # bundle choice in the sidebar
+
+
+def test_no_bundle_and_unreadable_bundle(tmp_path, roots):
+    roots(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    for name in ("app.py", "1_Cortical_maps.py"):
+        at = run_page(name)
+        assert not at.exception
+        assert at.error and "No result bundle found" in at.error[0].value and "jne demo" in at.error[0].value
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    roots(broken)
+    at = run_page("2_ROI_hierarchy.py")
+    assert not at.exception
+    assert at.error and "Could not read the bundle" in at.error[0].value and "jne info" in at.error[0].value
+
+
+# ------------------------------------------------------------------------------------------ maps
+
+
+def test_maps_metric_surface_and_roi(folder, roots):
+    roots(folder / "a_demo")
+    at = run_page("1_Cortical_maps.py")
+    assert_clean(at)
+    fig = figures(at)["surface_map"]
+    meta = fig["layout"]["meta"]
+    assert meta["value_name"] == "JNE" and meta["surface"] == "inflated" and meta["space"] == "fsLR32k"
+    names = [tr.get("name") for tr in fig["data"]]
+    assert names[:2] == ["surface", "colorbar"] and "highlight" in names  # FFC highlighted by default
+    n_jne = meta["n_shown"]
+
+    at.selectbox(key="map_metric").select("R² nonlinear").run()
+    assert_clean(at)
+    meta = figures(at)["surface_map"]["layout"]["meta"]
+    assert meta["value_name"] == "R² nonlin" and meta["cmap"] == "Viridis"
+
+    at.checkbox(key="map_sig_only").uncheck().run()
+    meta2 = figures(at)["surface_map"]["layout"]["meta"]
+    assert meta2["n_shown"] > n_jne  # non-significant vertices now shown too
+
+    at.selectbox(key="map_surface").select("flat (2D flatmap)").run()
+    at.selectbox(key="map_hemi").select("left").run()
+    assert_clean(at)
+    meta = figures(at)["surface_map"]["layout"]["meta"]
+    assert meta["surface"] == "flat" and meta["hemi"] == "left"
+
+    # the shared ROI choice drives the highlight
+    hl = {tr["name"]: tr for tr in figures(at)["surface_map"]["data"]}["highlight"]["customdata"]
+    at.sidebar.selectbox(key="_w_jne_roi").select("V1").run()
+    assert at.session_state["jne_roi"] == "V1"
+    hl2 = {tr["name"]: tr for tr in figures(at)["surface_map"]["data"]}["highlight"]["customdata"]
+    assert len(hl2) != len(hl) or not np.array_equal(np.sort(hl2), np.sort(hl))
+
+
+def test_maps_jne_ss_group_stimulus_and_range(folder, roots):
+    roots(folder / "a_demo")
+    at = run_page("1_Cortical_maps.py")
+    at.selectbox(key="map_metric").select("JNE-SS: mean over a stimulus group").run()
+    assert_clean(at)
+    at.selectbox(key="map_group").select("face").run()
+    f1 = figures(at)["surface_map"]
+    at.selectbox(key="map_group").select("outdoor scene").run()
+    f2 = figures(at)["surface_map"]
+    assert f1["layout"]["meta"]["value_name"] == "JNE-SS (face)"
+    assert f2["layout"]["meta"]["value_name"] == "JNE-SS (outdoor scene)"
+    i1, i2 = f1["data"][0]["intensity"], f2["data"][0]["intensity"]
+    assert not np.allclose(i1, i2)
+
+    at.selectbox(key="map_metric").select("JNE-SS: one test stimulus").run()
+    assert_clean(at)
+    at.selectbox(key="map_stimulus").select(3).run()
+    assert_clean(at)
+    assert figures(at)["surface_map"]["layout"]["meta"]["value_name"].startswith("JNE-SS (sim-")
+
+    at.selectbox(key="map_metric").select("JNE").run()
+    at.checkbox(key="map_manual_range").check().run()
+    at.number_input(key="map_vmin_jne").set_value(0.1).run()
+    at.number_input(key="map_vmax_jne").set_value(0.5).run()
+    at.selectbox(key="map_cmap").select("viridis").run()
+    assert_clean(at)
+    meta = figures(at)["surface_map"]["layout"]["meta"]
+    assert meta["vmin"] == pytest.approx(0.1) and meta["vmax"] == pytest.approx(0.5) and meta["cmap"] == "viridis"
+    at.radio(key="map_values").set_value("ROI mean").run()
+    assert_clean(at)
+    surf = figures(at)["surface_map"]["data"][0]
+    values = np.asarray(surf["customdata"], dtype=float).reshape(len(surf["text"]), -1)[:, -1]  # [vertex, value]
+    by_roi = {}
+    for t, x in zip(surf["text"], values):  # text = "ROI (level)..." on shown vertices
+        if np.isfinite(x):
+            by_roi.setdefault(t.split(" (")[0].split("<br>")[0], set()).add(round(float(x), 5))
+    assert len(by_roi) > 5 and all(len(vals) == 1 for vals in by_roi.values())  # one value per ROI
+    at.radio(key="map_values").set_value("per vertex").run()
+    at.number_input(key="map_threshold").set_value(0.3).run()
+    assert figures(at)["surface_map"]["layout"]["meta"]["n_shown"] < meta["n_shown"]
+    assert {b.proto.label for b in at.get("download_button")} >= {"Shown values (CSV)", "Map as GIfTI (L)",
+                                                                 "Map as GIfTI (R)"}
+
+
+# ------------------------------------------------------------------------------------------ hierarchy
+
+
+def test_hierarchy_metric_and_roi_comparison(folder, roots):
+    roots(folder / "a_demo")
+    at = run_page("2_ROI_hierarchy.py")
+    assert_clean(at)
+    figs = figures(at)
+    assert title(figs["roi_bars"]).startswith("JNE per ROI")
+    levels_x = [x for tr in figs["roi_bars"]["data"] for x in tr["x"]]
+    assert levels_x[0] == "V1"  # primary first
+    assert set(figs["level_tests"]["data"][0]["y"]) == {"primary", "intermediate", "higher"}
+
+    at.selectbox(key="h_metric").select("R² nonlinear").run()
+    assert_clean(at)
+    assert title(figures(at)["roi_bars"]).startswith("R² (nonlinear) per ROI")
+
+    at.multiselect(key="h_compare_rois").set_value(["V1", "FFC", "RSC"]).run()
+    assert_clean(at)
+    figs = figures(at)
+    assert list(figs["roi_tests"]["data"][0]["x"]) == ["V1", "FFC", "RSC"]
+    tables = [d.value for d in at.dataframe if {"a", "b", "q"} <= set(d.value.columns)]
+    assert any(set(t["a"]) == {"V1", "FFC", "RSC"} and len(t) == 6 for t in tables)
+    at.radio(key="h_scatter_scope").set_value("chosen ROIs").run()
+    assert "(V1, FFC, RSC)" in title(figures(at)["r2_scatter"])
+    at.radio(key="h_kind").set_value("box").run()
+    assert figures(at)["roi_dist"]["data"][0]["type"] == "box"
+
+
+# ------------------------------------------------------------------------------------------ selectivity
+
+
+def test_selectivity_category_roi_and_clusters(folder, roots):
+    roots(folder / "a_demo")
+    at = run_page("3_Stimulus_selectivity.py")
+    assert_clean(at)
+    figs = figures(at)
+    hm = figs["heatmap"]["data"][0]
+    z = np.asarray(hm["z"], dtype=float)
+    np.testing.assert_allclose(np.nanmax(z, axis=1), 1.0)  # normalised per ROI by default
+    assert "outdoor scene" in title(figs["drivers"])
+
+    at.selectbox(key="_w_jne_group_category").select("face").run()
+    assert_clean(at)
+    assert "'face'" in title(figures(at)["drivers"])
+
+    at.radio(key="s_scale").set_value("none").run()
+    z2 = np.asarray(figures(at)["heatmap"]["data"][0]["z"], dtype=float)
+    assert not np.allclose(np.nanmax(z2, axis=1), 1.0)
+    at.radio(key="s_scale").set_value("group").run()
+    assert_clean(at)
+    z3 = np.asarray(figures(at)["heatmap"]["data"][0]["z"], dtype=float)
+    np.testing.assert_allclose(np.nanmean(z3, axis=0), 1.0)  # each group relative to its mean over ROIs
+
+    at.selectbox(key="_w_roi_selectivity").select("RSC").run()
+    assert_clean(at)
+    assert at.session_state["jne_roi"] == "RSC"  # the page's ROI choice is the shared one
+    top = table_with(at, "rank", "stimulus", "score")
+    assert len(top) == at.slider(key="s_top_k").value and "category" in top.columns
+    assert "RSC" in title(figures(at)["top_stimuli"])
+
+    roots(folder / "b_variant")  # this bundle has a cluster column
+    at = run_page("3_Stimulus_selectivity.py")
+    at.selectbox(key="s_group_col").select("cluster").run()
+    assert_clean(at)
+    x = figures(at)["heatmap"]["data"][0]["x"]
+    assert all(str(g).startswith("c") for g in x)
+
+
+# ------------------------------------------------------------------------------------------ performance
+
+
+def test_performance_with_and_without_noise_ceiling(folder, roots):
+    roots(folder / "a_demo")
+    at = run_page("4_Encoding_performance.py")
+    assert_clean(at)
+    assert any("no noise ceiling" in i.value for i in at.info)
+    assert "nc_density" not in figures(at)
+
+    roots(folder / "b_variant")
+    at = run_page("4_Encoding_performance.py")
+    assert_clean(at)
+    figs = figures(at)
+    assert "nc_density" in figs and "80%" in title(figs["nc_density"])
+    at.radio(key="p_model").set_value("linear").run()
+    assert "linear encoder" in title(figures(at)["nc_density"])
+    counts = table_with(at, "n_vertices", "n_significant")
+    assert counts["n_vertices"].sum() > 0
+
+
+# ------------------------------------------------------------------------------------------ simulations
+
+
+def test_simulations_present_and_missing(folder, roots):
+    roots(folder / "a_demo")
+    at = run_page("5_Simulations.py")
+    assert_clean(at)
+    figs = figures(at)
+    assert {"single_neuron", "placement", "sample_size"} <= set(figs)
+    at.radio(key="sim_err").set_value("sem").run()
+    assert_clean(at)
+    roots(folder / "b_variant")  # written without simulations
+    at = run_page("5_Simulations.py")
+    assert_clean(at)
+    assert any("jne simulate --out" in i.value for i in at.info)
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+
+def test_compare_bundles(folder, roots):
+    roots(folder)
+    at = run_page("6_Compare_bundles.py")
+    assert_clean(at)
+    figs = figures(at)
+    assert "cmp_scatter" in figs and "cmp_map" in figs
+    table = table_with(at, "mean_a", "mean_b")
+    assert (table["mean_b"] > table["mean_a"]).mean() > 0.8  # the variant's JNE is scaled up
+    at.selectbox(key="cmp_metric").select("R² nonlinear").run()
+    assert_clean(at)
+    assert "R² (nonlinear)" in title(figures(at)["cmp_scatter"])
+
+    roots(folder / "a_demo")
+    at = run_page("6_Compare_bundles.py")
+    assert not at.exception and any("Only one bundle" in i.value for i in at.info)
+
+
+def test_roi_choice_carried_across_pages(folder, roots):
+    roots(folder / "a_demo")
+    at = run_page("app.py")
+    at.sidebar.selectbox(key="_w_jne_roi").select("PHA1").run()
+    at.switch_page("pages/2_ROI_hierarchy.py").run()
+    assert_clean(at)
+    assert at.sidebar.selectbox(key="_w_jne_roi").value == "PHA1"
+    at.switch_page("pages/3_Stimulus_selectivity.py").run()
+    assert at.selectbox(key="_w_roi_selectivity").value == "PHA1"
+
+
+# ------------------------------------------------------------------------------------------ odd bundles
+
+
+def _odd_bundle(path, *, space, significant):
+    """A tiny bundle written directly: no mesh space or no significant vertex, one stimulus group."""
+    import pandas as pd
+
+    from jnecore.bundle import write_bundle
+    from jnecore.pipeline import _summary_tables
+
+    rng = np.random.default_rng(0)
+    V, n_test = 30, 6
+    v = pd.DataFrame({"vertex": np.arange(V), "hemi": "none", "roi": ["all"] * 20 + ["V1"] * 10,
+                      "level": ["other"] * 20 + ["primary"] * 10, "r2_linear": rng.uniform(0, 0.3, V),
+                      "r2_nonlinear": rng.uniform(0, 0.3, V), "p": 0.01, "p_fdr": 0.02,
+                      "significant": significant, "excluded": False})
+    v["jne"] = rng.uniform(0.1, 0.2, V) if significant else np.nan
+    ss = rng.gamma(2, 0.01, (n_test, V)).astype(np.float32) if significant else np.full((n_test, V), np.nan, np.float32)
+    stimuli = pd.DataFrame({"stimulus": [f"s{i}" for i in range(10)], "split": ["test"] * n_test + ["train"] * 4,
+                            "category": "all"})
+    tables = _summary_tables(v, ss, np.array(["all"] * n_test))
+    write_bundle(path, vertices=v, jne_ss=ss, stimuli=stimuli, manifest={"space": space, "config": {}}, tables=tables)
+    return path
+
+
+@pytest.mark.parametrize("space,significant", [("none", True), ("fsLR32k", False)], ids=["space-none", "no-significant"])
+@pytest.mark.parametrize("name", PAGES)
+def test_odd_bundles_never_crash(tmp_path, roots, space, significant, name):
+    path = _odd_bundle(tmp_path / "odd", space=space, significant=significant)
+    if not significant:  # vertex indices must exist on the fsLR32k mesh
+        import pandas as pd
+
+        v = pd.read_parquet(path / "vertices.parquet")
+        v["vertex"] = np.arange(len(v)) * 100
+        v.to_parquet(path / "vertices.parquet", index=False)
+    roots(path)
+    at = run_page(name)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

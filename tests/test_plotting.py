@@ -1,0 +1,420 @@
+"""Dashboard figures and exports, checked on the data carried by the plotly traces."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from scipy import stats
+
+from jnecore import summaries
+from jnecore.export import (ExportError, figure_html, full_mesh_values, gifti_available, gifti_bytes, table_csv,
+                            write_gifti)
+from jnecore.plotting import (LEVEL_COLORS, PLACEMENT_COLORS, compare_rois, noise_ceiling_fraction,
+                              plot_group_drivers, plot_level_bars, plot_noise_ceiling_density, plot_placement,
+                              plot_r2_by_roi, plot_r2_scatter, plot_roi_bars, plot_roi_comparison,
+                              plot_roi_distributions, plot_roi_group_bars, plot_roi_group_heatmap, plot_sample_size,
+                              plot_significant_counts, plot_single_neuron, plot_test_matrix, plot_top_stimuli,
+                              r2_correlation_table, roi_group_matrix, significant_counts, vertex_difference)
+
+ROIS = {"V1": "primary", "V2": "intermediate", "V3": "intermediate", "V4": "intermediate", "FFC": "higher",
+        "PHA1": "higher", "RSC": "higher"}
+BASE = {"primary": 0.1, "intermediate": 0.3, "higher": 0.8}
+CATS = ["face", "body", "outdoor scene", "indoor scene", "food"]
+
+
+@pytest.fixture(scope="module")
+def vertices():
+    rng = np.random.default_rng(0)
+    rows = []
+    vid = 0
+    for roi, lv in ROIS.items():
+        n = 40
+        for _ in range(n):
+            lin = rng.uniform(0.0, 0.5)
+            rows.append(dict(vertex=vid, hemi="left" if vid % 2 == 0 else "right", roi=roi, level=lv, r2_linear=lin,
+                             r2_nonlinear=lin + rng.normal(0.03, 0.02), p_fdr=rng.uniform(0, 0.2),
+                             jne=BASE[lv] * np.exp(rng.normal(0, 0.2)), excluded=False))
+            vid += 1
+    v = pd.DataFrame(rows)
+    v["significant"] = v["p_fdr"] < 0.15
+    v.loc[v.index[::7], "jne"] = np.nan
+    v["noise_ceiling"] = np.clip(100 * v["r2_nonlinear"] / rng.uniform(0.5, 1.2, len(v)), 0, 100)
+    v.loc[v.index[:3], "noise_ceiling"] = np.nan
+    return v
+
+
+@pytest.fixture(scope="module")
+def jne_ss(vertices):
+    rng = np.random.default_rng(1)
+    n_test = 50
+    ss = rng.gamma(2.0, 0.01, (n_test, len(vertices))).astype(np.float32)
+    cats = np.array([CATS[i % len(CATS)] for i in range(n_test)])
+    ffc = (vertices["roi"] == "FFC").to_numpy()
+    ss[np.ix_(cats == "face", ffc)] *= 5
+    ss[:, ~np.isfinite(vertices["jne"].to_numpy())] = np.nan
+    stim = pd.DataFrame({"stimulus": [f"s{i:03d}" for i in range(n_test)], "split": "test", "category": cats})
+    return ss, stim
+
+
+@pytest.fixture(scope="module")
+def roi_group(vertices, jne_ss):
+    ss, stim = jne_ss
+    mask = vertices["significant"].to_numpy() & np.isfinite(vertices["jne"].to_numpy())
+    return summaries.roi_group_table(ss, stim["category"].to_numpy(), vertices["roi"].to_numpy(), vertex_mask=mask)
+
+
+def _bars(fig):
+    """{x: (y, colour, error)} over every bar trace."""
+    out = {}
+    for tr in fig.data:
+        if tr.type != "bar":
+            continue
+        colors = tr.marker.color
+        errs = tr.error_y.array if tr.error_y is not None and tr.error_y.array is not None else [None] * len(tr.x)
+        for i, (x, y) in enumerate(zip(tr.x, tr.y)):
+            c = colors if isinstance(colors, str) else colors[i]
+            out[x] = (y, c, errs[i])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- ROI
+
+
+def test_roi_bars_heights_order_colours(vertices):
+    s = summaries.roi_summary(vertices, "jne", roi_order=list(ROIS))
+    fig = plot_roi_bars(s, highlight_roi="FFC")
+    bars = _bars(fig)
+    assert set(bars) == set(s["roi"])
+    for row in s.itertuples():
+        y, color, err = bars[row.roi]
+        assert y == pytest.approx(row.mean)
+        assert err == pytest.approx(row.sem)
+        assert color == LEVEL_COLORS[row.level]
+    assert list(fig.layout.xaxis.categoryarray) == list(s["roi"]) == list(ROIS)
+    # legend = levels, in hierarchy order
+    assert [tr.name for tr in fig.data] == ["primary", "intermediate", "higher"]
+    widths = {x: w for tr in fig.data for x, w in zip(tr.x, tr.marker.line.width)}
+    assert widths["FFC"] > 0 and widths["V1"] == 0
+    assert "mean ± SEM" in fig.layout.title.text
+
+
+def test_roi_bars_std_and_bad_error(vertices):
+    s = summaries.roi_summary(vertices, "jne")
+    bars = _bars(plot_roi_bars(s, error="std"))
+    for row in s.itertuples():
+        assert bars[row.roi][2] == pytest.approx(row.std)
+    with pytest.raises(ValueError, match="error"):
+        plot_roi_bars(s, error="ci")
+
+
+def test_level_bars(vertices):
+    ls = summaries.level_summary(vertices, "jne")
+    fig = plot_level_bars(ls)
+    tr = fig.data[0]
+    assert list(tr.x) == ["primary", "intermediate", "higher"]
+    np.testing.assert_allclose(tr.y, ls.set_index("level").loc[list(tr.x), "mean"])
+    assert list(tr.marker.color) == [LEVEL_COLORS[x] for x in tr.x]
+    assert tr.y[0] < tr.y[1] < tr.y[2]  # the planted hierarchy
+
+
+@pytest.mark.parametrize("kind", ["violin", "box"])
+def test_roi_distributions(vertices, kind):
+    fig = plot_roi_distributions(vertices, "jne", kind=kind)
+    assert all(tr.type == kind for tr in fig.data)
+    names = [tr.name for tr in fig.data]
+    assert set(names) == set(ROIS)
+    levels = [ROIS[n] for n in names]
+    assert levels == sorted(levels, key=["primary", "intermediate", "higher"].index)  # level order
+    sig = vertices[vertices["significant"] & vertices["jne"].notna()]
+    for tr in fig.data:
+        np.testing.assert_allclose(np.sort(tr.y), np.sort(sig.loc[sig["roi"] == tr.name, "jne"]))
+        assert tr.marker.color == LEVEL_COLORS[ROIS[tr.name]]
+    sub = plot_roi_distributions(vertices, "jne", kind=kind, rois=["V1", "FFC"], roi_order=["FFC", "V1"])
+    assert [tr.name for tr in sub.data] == ["FFC", "V1"]
+
+
+def test_test_matrix_cells_equal_q(vertices):
+    tests = summaries.pairwise_tests(vertices, "level", "jne")
+    fig = plot_test_matrix(tests, groups=["primary", "intermediate", "higher"])
+    hm = fig.data[0]
+    assert hm.type == "heatmap"
+    z = np.asarray(hm.z, dtype=float)
+    for row in tests.itertuples():
+        i, j = list(hm.y).index(row.a), list(hm.x).index(row.b)
+        assert z[i, j] == pytest.approx(row.q)
+        assert ("*" in hm.text[i][j]) == (row.q < 0.05)
+    assert np.isnan(np.diag(z)).all()
+    # higher > primary is strongly significant with the planted hierarchy
+    assert z[list(hm.y).index("higher"), list(hm.x).index("primary")] < 0.05
+    pz = np.asarray(plot_test_matrix(tests, value="p").data[0].z, dtype=float)
+    for row in tests.itertuples():
+        assert pz[list(hm.y).index(row.a), list(hm.x).index(row.b)] == pytest.approx(row.p)
+
+
+def test_r2_scatter_title_r_equals_scipy(vertices):
+    fig = plot_r2_scatter(vertices)
+    sig = vertices[vertices["significant"]]
+    r = stats.pearsonr(sig["r2_linear"], sig["r2_nonlinear"])[0]
+    m = re.search(r"Pearson r = ([-0-9.]+) \(n = (\d+)\)", fig.layout.title.text)
+    assert m and float(m.group(1)) == pytest.approx(r, abs=5e-4) and int(m.group(2)) == len(sig)
+    assert fig.data[-1].name == "y = x" and fig.data[-1].x[0] == fig.data[-1].y[0]
+    assert sum(len(tr.x) for tr in fig.data[:-1]) == len(sig)
+    one = plot_r2_scatter(vertices, rois=["FFC"])
+    ffc = sig[sig["roi"] == "FFC"]
+    r_ffc = stats.pearsonr(ffc["r2_linear"], ffc["r2_nonlinear"])[0]
+    assert f"{r_ffc:.3f}" in one.layout.title.text and "(FFC)" in one.layout.title.text
+    small = plot_r2_scatter(vertices, max_points=50)
+    assert sum(len(tr.x) for tr in small.data[:-1]) == 50
+    assert f"{r:.3f}" in small.layout.title.text  # r still uses every vertex
+
+
+def test_r2_correlation_table(vertices):
+    t = r2_correlation_table(vertices)
+    assert list(t["roi"]) == list(ROIS)
+    sig = vertices[vertices["significant"]]
+    for row in t.itertuples():
+        g = sig[sig["roi"] == row.roi]
+        assert row.pearson_r == pytest.approx(stats.pearsonr(g["r2_linear"], g["r2_nonlinear"])[0])
+        assert row.n == len(g)
+
+
+# --------------------------------------------------------------------------------------- selectivity
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_heatmap_z_equals_mom_table(roi_group, normalised):
+    order = list(ROIS)
+    fig = plot_roi_group_heatmap(roi_group, normalised=normalised, roi_order=order, highlight_roi="FFC")
+    hm = fig.data[0]
+    col = "mom_norm" if normalised else "mom"
+    expect = roi_group.pivot(index="roi", columns="group", values=col).loc[order, sorted(CATS)]
+    np.testing.assert_allclose(np.asarray(hm.z, dtype=float), expect.to_numpy())
+    assert list(hm.x) == sorted(CATS)
+    assert [y.replace("<b>", "").replace("</b>", "") for y in hm.y] == order
+    assert "<b>FFC</b>" in hm.y
+    if normalised:
+        z = np.asarray(hm.z, dtype=float)
+        np.testing.assert_allclose(z.min(1), 0)
+        np.testing.assert_allclose(z.max(1), 1)
+    # FFC's planted face selectivity is its maximum
+    ffc = expect.loc["FFC"]
+    assert ffc.idxmax() == "face"
+
+
+def test_heatmap_relative_scale(roi_group):
+    fig = plot_roi_group_heatmap(roi_group, scale="group", roi_order=list(ROIS))
+    z = np.asarray(fig.data[0].z, dtype=float)
+    raw = roi_group.pivot(index="roi", columns="group", values="mom").loc[list(ROIS), sorted(CATS)].to_numpy()
+    np.testing.assert_allclose(z, raw / raw.mean(0))
+    assert fig.data[0].zmin + fig.data[0].zmax == pytest.approx(2.0)  # centred on 1
+    with pytest.raises(ValueError, match="scale"):
+        roi_group_matrix(roi_group, scale="zscore")
+
+
+def test_matrix_normalises_without_mom_norm(roi_group):
+    a = roi_group_matrix(roi_group, normalised=True)
+    b = roi_group_matrix(roi_group.drop(columns="mom_norm"), normalised=True)
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), atol=1e-12)
+
+
+def test_roi_group_bars(roi_group):
+    fig = plot_roi_group_bars(roi_group, "FFC")
+    tr = fig.data[0]
+    sub = roi_group[roi_group["roi"] == "FFC"].sort_values("mom", ascending=False)
+    assert list(tr.x) == list(sub["group"])
+    np.testing.assert_allclose(tr.y, sub["mom"])
+    np.testing.assert_allclose(tr.error_y.array, sub["sem"])
+    assert tr.x[0] == "face"
+    norm = plot_roi_group_bars(roi_group, "FFC", normalised=True).data[0]
+    assert max(norm.y) == pytest.approx(1.0) and min(norm.y) == pytest.approx(0.0)
+
+
+def test_top_stimuli_and_drivers(vertices, jne_ss, roi_group):
+    ss, stim = jne_ss
+    mask = (vertices["roi"] == "FFC").to_numpy() & np.isfinite(vertices["jne"].to_numpy())
+    top = summaries.top_stimuli(ss, stim, mask, k=8)
+    fig = plot_top_stimuli(top, roi="FFC")
+    got = {y: x for tr in fig.data for y, x in zip(tr.y, tr.x)}
+    assert got == pytest.approx(dict(zip(top["stimulus"], top["score"])))
+    assert list(fig.layout.yaxis.categoryarray) == list(top["stimulus"])
+    assert {tr.name for tr in fig.data} == set(top["category"])
+    assert top["category"].iloc[0] == "face"
+
+    drivers = summaries.group_drivers(roi_group, "face")
+    levels = dict(zip(vertices["roi"], vertices["level"]))
+    fig = plot_group_drivers(drivers, "face", levels=levels, top=4)
+    tr = fig.data[0]
+    assert list(tr.x) == list(drivers["roi"].head(4)) and tr.x[0] == "FFC"
+    np.testing.assert_allclose(tr.y, drivers["mom"].head(4))
+    assert list(tr.marker.color) == [LEVEL_COLORS[levels[r]] for r in tr.x]
+
+
+# --------------------------------------------------------------------------------------- performance
+
+
+def test_noise_ceiling_density(vertices):
+    fig = plot_noise_ceiling_density(vertices)
+    hm, ident, eighty = fig.data
+    ok = vertices["noise_ceiling"].notna() & vertices["r2_nonlinear"].notna()
+    assert np.nansum(np.asarray(hm.customdata, dtype=float)) == ok.sum()
+    assert ident.name == "y = x" and ident.y[1] == pytest.approx(ident.x[1])
+    assert eighty.y[1] == pytest.approx(0.8 * eighty.x[1])
+    share, n = noise_ceiling_fraction(vertices)
+    nc = vertices.loc[ok, "noise_ceiling"]
+    r2 = 100 * vertices.loc[ok, "r2_nonlinear"]
+    keep = nc > 0
+    assert n == keep.sum()
+    assert share == pytest.approx(np.mean(r2[keep] >= 0.8 * nc[keep]))
+    assert f"{100 * share:.1f}%" in fig.layout.title.text
+    with pytest.raises(KeyError):
+        plot_noise_ceiling_density(vertices.drop(columns="noise_ceiling"))
+
+
+def test_r2_by_roi_and_counts(vertices):
+    fig = plot_r2_by_roi(vertices)
+    lin, non = fig.data
+    sig = vertices[vertices["significant"]]
+    for tr, col in ((lin, "r2_linear"), (non, "r2_nonlinear")):
+        for x, y in zip(tr.x, tr.y):
+            assert y == pytest.approx(sig.loc[sig["roi"] == x, col].mean())
+    assert ROIS[lin.x[0]] == "primary" and ROIS[lin.x[-1]] == "higher"
+
+    counts = significant_counts(vertices)
+    for row in counts.itertuples():
+        g = vertices[vertices["roi"] == row.roi]
+        assert row.n_vertices == len(g) and row.n_significant == g["significant"].sum()
+    fig = plot_significant_counts(counts)
+    assert fig.layout.barmode == "stack"
+    np.testing.assert_allclose(np.asarray(fig.data[0].y) + np.asarray(fig.data[1].y), counts["n_vertices"])
+
+
+# --------------------------------------------------------------------------------------- simulations
+
+
+@pytest.fixture(scope="module")
+def sims():
+    x = np.linspace(-3, 3, 61)
+    rows = []
+    for act in ("relu", "gelu"):
+        phi2 = np.exp(-x ** 2 / 0.1) if act == "relu" else np.exp(-x ** 2 / 2)
+        jne = 0.01 * phi2 + 1e-4 * np.cos(x)
+        rows += [dict(activation=act, centre=c, jne=j, second_derivative=p, abs_second_derivative=p)
+                 for c, j, p in zip(x, jne, phi2)]
+    curves = pd.DataFrame(rows)
+    summary = pd.DataFrame([dict(activation=a, pearson_r=stats.pearsonr(g["jne"], g["abs_second_derivative"])[0],
+                                 spearman_r=0.9) for a, g in curves.groupby("activation", sort=False)])
+    pl = pd.DataFrame([dict(activation=a, placement=p, mean=m, std=m / 4, sem=m / 20, n=16)
+                       for a in ("relu", "gelu") for p, m in zip(("none", "Loc1", "Loc2", "both"), (0, 3, 2, 5))])
+    ss = pd.DataFrame(dict(n_samples=[10, 100, 1000], pearson_r=[0.5, 0.9, 0.99], spearman_r=[0.4, 0.85, 0.98]))
+    return curves, summary, pl, ss
+
+
+def test_single_neuron(sims):
+    curves, summary, _, _ = sims
+    fig = plot_single_neuron(curves, summary)
+    titles = [a.text for a in fig.layout.annotations]
+    for row in summary.itertuples():
+        assert f"{row.activation}: r = {row.pearson_r:.3f}" in titles
+    assert len(fig.data) == 4 and [tr.name for tr in fig.data[:2]] == ["JNE", "|φ''|"]
+    assert max(fig.data[0].y) == pytest.approx(1.0)
+    raw = plot_single_neuron(curves, None, normalise=False)
+    np.testing.assert_allclose(raw.data[0].y, curves[curves["activation"] == "relu"]["jne"])
+    assert [a.text for a in raw.layout.annotations] == titles  # r recomputed = the summary's
+
+
+def test_placement_and_sample_size(sims):
+    _, _, pl, ss = sims
+    fig = plot_placement(pl)
+    assert [tr.name for tr in fig.data] == ["none", "Loc1", "Loc2", "both"]
+    for tr in fig.data:
+        sub = pl[pl["placement"] == tr.name].set_index("activation").loc[list(tr.x)]
+        np.testing.assert_allclose(tr.y, sub["mean"])
+        np.testing.assert_allclose(tr.error_y.array, sub["std"])
+        assert tr.marker.color == PLACEMENT_COLORS[tr.name]
+    sem = plot_placement(pl, error="sem")
+    np.testing.assert_allclose(sem.data[1].error_y.array, pl[pl["placement"] == "Loc1"]["sem"])
+    fig = plot_sample_size(ss)
+    np.testing.assert_allclose(fig.data[0].y, ss["pearson_r"])
+    assert fig.layout.xaxis.type == "log"
+
+
+# --------------------------------------------------------------------------------------- compare
+
+
+def test_compare_rois_and_scatter(vertices):
+    other = vertices.copy()
+    other["jne"] = other["jne"] * 1.5
+    t = compare_rois(vertices, other)
+    sa = summaries.roi_summary(vertices).set_index("roi")
+    for row in t.itertuples():
+        assert row.mean_a == pytest.approx(sa.loc[row.roi, "mean"])
+        assert row.mean_b == pytest.approx(1.5 * row.mean_a)
+        assert row.diff == pytest.approx(row.mean_b - row.mean_a)
+    fig = plot_roi_comparison(t, label_a="A", label_b="B")
+    r = stats.pearsonr(t["mean_a"], t["mean_b"])[0]
+    assert f"Pearson r = {r:.3f}" in fig.layout.title.text
+    pts = {txt: (x, y) for tr in fig.data if tr.name != "y = x" for txt, x, y in zip(tr.text, tr.x, tr.y)}
+    assert set(pts) == set(t["roi"])
+    assert fig.data[-1].name == "y = x"
+
+
+def test_vertex_difference(vertices):
+    other = vertices.iloc[10:].copy()
+    other["jne"] = other["jne"] + 0.5
+    d = vertex_difference(vertices, other)
+    assert len(d) == len(other)
+    assert set(d["vertex"]) == set(other["vertex"])
+    ok = d["a"].notna()
+    np.testing.assert_allclose(d.loc[ok, "diff"], 0.5)
+
+
+# --------------------------------------------------------------------------------------- exports
+
+
+def test_table_csv_and_html(vertices):
+    csv = table_csv(vertices.head(5))
+    back = pd.read_csv(io.BytesIO(csv))
+    assert list(back.columns) == list(vertices.columns) and len(back) == 5
+    fig = go.Figure(go.Bar(x=["a"], y=[1.25], name="unique-trace-name"))
+    html = figure_html(fig).decode()
+    assert "<html>" in html[:100] and "unique-trace-name" in html and "plotly" in html.lower()
+    assert len(figure_html(fig, include_plotlyjs="cdn")) < len(html)
+
+
+def test_gifti_roundtrip(tmp_path):
+    import nibabel as nib
+
+    vert = np.array([0, 5, 32491, 32492, 32492 + 7])
+    vals = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    left = nib.GiftiImage.from_bytes(gifti_bytes(vals, vert, "fsLR32k", "left"))
+    right = nib.GiftiImage.from_bytes(gifti_bytes(vals, vert, "fsLR32k", "right"))
+    dl, dr = left.darrays[0].data, right.darrays[0].data
+    assert dl.shape == dr.shape == (32492,) and dl.dtype == np.float32
+    assert dl[0] == 1 and dl[5] == 2 and dl[32491] == 3 and np.isfinite(dl).sum() == 3
+    assert dr[0] == 4 and dr[7] == 5 and np.isfinite(dr).sum() == 2
+    assert left.meta["AnatomicalStructurePrimary"] == "CortexLeft"
+    assert right.meta["AnatomicalStructurePrimary"] == "CortexRight"
+    paths = write_gifti(vals, vert, "fsLR32k", tmp_path / "jne")
+    assert [p.name for p in paths] == ["jne.L.func.gii", "jne.R.func.gii"]
+    assert np.isfinite(nib.load(paths[1]).darrays[0].data).sum() == 2
+    assert full_mesh_values(vals[:2], vert[:2], "fsaverage5").shape == (20484,)
+    for space in ("none", "volume"):
+        assert not gifti_available(space)
+        with pytest.raises(ExportError, match="GIfTI export is available"):
+            gifti_bytes(vals, vert, space, "left")
+    with pytest.raises(ExportError, match="vertex indices"):
+        full_mesh_values([1.0], [10 ** 6], "fsLR32k")
+
+
+def test_bars_axis_zoom(vertices):
+    s = summaries.roi_summary(vertices, "jne")
+    assert plot_roi_bars(s).layout.yaxis.range is None  # from zero: plotly's default
+    lo, hi = plot_roi_bars(s, zero=False).layout.yaxis.range
+    assert lo <= (s["mean"] - s["sem"]).min() and hi >= (s["mean"] + s["sem"]).max() and lo > 0
+    lo, hi = plot_level_bars(summaries.level_summary(vertices, "jne"), zero=False).layout.yaxis.range
+    assert lo > 0
