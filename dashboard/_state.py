@@ -68,17 +68,59 @@ def start_warm_up():
 
 
 def bundle_roots() -> list:
-    """Folders or bundles to look in: $JNE_BUNDLE_ROOTS (os.pathsep-separated), else the sample data."""
+    """Folders or bundles to look in: $JNE_BUNDLE_ROOTS (os.pathsep-separated), else the sample data,
+    plus the folder of archives uploaded in this server process (once there is one)."""
     env = os.environ.get(ROOTS_ENV, "")
     roots = [p for p in env.split(os.pathsep) if p.strip()]
-    if roots:
-        return roots
-    try:
-        from jnecore.dashboard_launch import default_bundle_roots
+    if not roots:
+        try:
+            from jnecore.dashboard_launch import default_bundle_roots
 
-        return default_bundle_roots()
-    except Exception:  # the sample data may be missing in a source checkout
-        return []
+            roots = default_bundle_roots()
+        except Exception:  # the sample data may be missing in a source checkout
+            roots = []
+    up = uploads_root()
+    if any(up.iterdir()):
+        roots.append(str(up))
+    return roots
+
+
+@st.cache_resource(show_spinner=False)
+def uploads_root() -> Path:
+    """A private temporary folder of this server process for uploaded bundle archives."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="jne-uploads-"))
+
+
+def upload_widget():
+    """Sidebar uploader: a bundle archive (.zip / .tar.gz) is checked for size, escaping paths and
+    schema (:func:`jnecore.bundle.extract_bundle_archive`) before it is listed."""
+    import tempfile
+
+    from jnecore.bundle import MAX_ARCHIVE_BYTES, extract_bundle_archive
+    from jnecore.validation import InputError
+
+    with st.sidebar.expander("Open a bundle archive"):
+        up = st.file_uploader("Bundle archive (.zip, .tar.gz)", type=["zip", "tar", "gz", "tgz"],
+                              key="_jne_upload", help=f"At most {MAX_ARCHIVE_BYTES // 2**20} MB unpacked")
+        if up is None or st.session_state.get("_jne_upload_done") == up.file_id:
+            return
+        if up.size > MAX_ARCHIVE_BYTES:
+            st.error(f"{up.name}: larger than {MAX_ARCHIVE_BYTES // 2**20} MB")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / Path(up.name).name
+            archive.write_bytes(up.getbuffer())
+            try:
+                path = extract_bundle_archive(archive, uploads_root())
+            except InputError as exc:
+                st.error(f"{up.name}: {exc.problem}")
+                return
+        st.session_state["_jne_upload_done"] = up.file_id
+        st.session_state[BUNDLE_KEY] = str(path)
+        list_bundles.clear()
+        st.success(f"Opened {path.name}")
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -229,6 +271,7 @@ def sidebar(*, roi: bool = True):
     Stops the page with an explanation when no bundle can be found or read.
     """
     start_warm_up()
+    upload_widget()
     roots = bundle_roots()
     paths = list_bundles(tuple(roots))
     if not paths:

@@ -54,3 +54,4 @@ def memory_budget(device: torch.device) -> int:
         free, _total = torch.cuda.mem_get_info(device)
         return int(min(free // 4, 4 << 30))
     return int(min(_cpu_available_bytes() // 8, 256 << 20))
+

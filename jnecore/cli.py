@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cancel import clear_stop, request_stop
 from .validation import InputError
 
 __all__ = ["main"]
@@ -33,6 +34,8 @@ def _add_run(sub):
                         "sessions (lh.*/rh.* pairs, concatenated in order); or a .dscalar.nii/.dtseries.nii; "
                         "or a 4-D .nii[.gz] with --mask")
     p.add_argument("--mask", help="3-D NIfTI mask of the voxels to model (volume responses)")
+    p.add_argument("--volume-space", help="mni or native (default native): the space of volume responses; "
+                                          "MNI volumes are also shown projected onto the fsaverage5 surface")
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--prepared", help="a folder written by `jne nsd-prepare`: fills every input option not given")
     p.add_argument("--space", default="auto",
@@ -128,6 +131,8 @@ def _cmd_run(a):
     if not a.responses:
         raise InputError("--responses", "is required (or --prepared)")
     check_choice(a.space, ("auto",) + tuple(SPACES), "--space")
+    if a.volume_space is not None:
+        check_choice(a.volume_space, ("native", "mni"), "--volume-space")
     cfg = RunConfig(space="none", device=a.device, hidden=a.hidden, n_blocks=a.n_blocks, activation=a.activation,
                     max_epochs=a.max_epochs, patience=a.patience, n_boot=a.n_boot, alpha=a.alpha, norm=a.norm,
                     seed=a.seed, test_fraction=0.1 if a.test_fraction is None else a.test_fraction,
@@ -174,9 +179,13 @@ def _cmd_run(a):
     if a.noise_ceiling:
         extra["noise_ceiling"] = _read_numbers(a.noise_ceiling, V, "noise ceilings")
     cfg.space = resp.space
-    manifest_extra = {"volume": resp.volume} if resp.volume else {}
+    if a.volume_space is not None and resp.space != "volume":
+        raise InputError("--volume-space", "applies to NIfTI volume responses only")
+    manifest_extra = {"volume": dict(resp.volume, space=a.volume_space or "native")} if resp.volume else {}
     if resp.space == "volume":
-        manifest_extra["volume_note"] = ("volume results: tables only; vertex = voxel position in the mask, "
+        shown = ("tables, and projected onto fsaverage5 (MNI)" if a.volume_space == "mni"
+                 else "tables only (native space)")
+        manifest_extra["volume_note"] = (f"volume results: {shown}; vertex = voxel position in the mask, "
                                          "voxel_i/j/k and x/y/z columns from the affine")
     sources = {"features": a.features, "responses": list(a.responses), "mask": a.mask, "rois": a.rois,
                "roi_lookup": a.roi_lookup or None, "categories": a.categories, "vertices": a.vertices,
@@ -418,7 +427,13 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame):
+    request_stop()
     raise Terminated()
+
+
+def _raise_interrupted(signum, frame):
+    request_stop()
+    raise KeyboardInterrupt
 
 
 def _interrupt_message(args) -> str:
@@ -437,9 +452,11 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help / --version (0) or a one-line usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    previous = None
+    previous = {}
+    clear_stop()
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+                    signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupted)}
     try:
         code = COMMANDS[args.command](args)
     except InputError as exc:
@@ -449,8 +466,9 @@ def main(argv=None) -> int:
         print(_interrupt_message(args), file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        clear_stop()
     return int(code or 0)
 
 

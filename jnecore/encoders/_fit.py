@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..backend import resolve_device
+from ..cancel import check_stop
 from ..progress import progress_bar
 
 __all__ = ["FitHistory", "fit_encoder"]
@@ -98,6 +99,7 @@ def fit_encoder(model: nn.Module, X_train, Y_train, X_val, Y_val, *, lr: float =
         order = torch.randperm(n, generator=gen).to(dev) if batch_size < n else None
         total = 0.0
         for a in range(0, n, batch_size):
+            check_stop()
             idx = order[a:a + batch_size] if order is not None else slice(None)
             xb, yb = Xt[idx], Yt[idx]
             opt.zero_grad(set_to_none=True)

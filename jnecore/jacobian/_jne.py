@@ -17,6 +17,11 @@ Two exact ways to get there, neither of which ever holds the N x V x D tensor:
 ``forward``  for any module: forward-mode Jacobians of the whole model (V x D per sample) under
              vmap, one sample chunk at a time, in two passes (mean, then deviations).
 
+For an exact :class:`jnecore.encoders.ResidualMLP` with an elementwise activation the trunk
+Jacobians use the closed form T = phi'(a_0) W_1, T <- T + phi'(a_k) (W_k T) per block (phi' from a
+jvp of phi), the same numbers forward mode gives without pushing D identity tangents through the
+input layer: about 1.4x less CPU time for the whole JNE at the benchmark's sizes.
+
 Means are taken around the first sample's Jacobian (Jbar = J_0 + mean_i (J_i - J_0)), so a model
 whose Jacobian does not change gives deviations that are exactly zero, not float noise.
 """
@@ -31,9 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.func import jacfwd, vmap
+from torch.func import jacfwd, jvp, vmap
 
 from ..backend import memory_budget, resolve_device
+from ..cancel import check_stop
 from ..progress import progress_bar
 
 __all__ = ["JNEResult", "compute_jne", "split_readout", "NORMS"]
@@ -110,11 +116,40 @@ def _single(fn):
     return lambda x: fn(x.unsqueeze(0)).squeeze(0)
 
 
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Identity)
+
+
+def _structured_trunk_jacobian(model):
+    """Closed-form trunk Jacobian ``(c, D) -> (c, H, D)`` for a ResidualMLP, else ``None``.
+
+    Only for the exact class (a subclass may override ``features``) with an elementwise activation.
+    """
+    from ..encoders import ResidualMLP
+
+    if type(model) is not ResidualMLP or type(model.phi) not in _ELEMENTWISE:
+        return None
+    phi = model.phi
+
+    def jac(X):
+        a = model.input(X)
+        h, d = jvp(phi, (a,), (torch.ones_like(a),))  # d = phi'(a), elementwise
+        T = d.unsqueeze(-1) * model.input.weight  # (c, H, D)
+        for layer in model.blocks:
+            a = layer(h)
+            out, d = jvp(phi, (a,), (torch.ones_like(a),))
+            U = torch.matmul(layer.weight, T)  # one batched GEMM per block
+            T.add_(U.mul_(d.unsqueeze(-1)))
+            h = out + h
+        return T
+
+    return jac
+
+
 class _TrunkJacobians:
     """Trunk Jacobians T_i (H x D) for sample chunks, cached when they fit ``cache_bytes``."""
 
-    def __init__(self, trunk, X, chunk, cache_bytes):
-        self._jac = vmap(jacfwd(_single(trunk)))
+    def __init__(self, trunk, X, chunk, cache_bytes, jac=None):
+        self._jac = jac if jac is not None else vmap(jacfwd(_single(trunk)))
         self.X = X
         self.chunk = chunk
         self._cache = None
@@ -139,7 +174,7 @@ def _plan(n, per_sample_bytes, budget, batch_size):
     return max(1, min(n, budget // max(per_sample_bytes, 1)))
 
 
-def _jne_readout(trunk, W, X, norm, budget, batch_size, voxel_batch_size, bar):
+def _jne_readout(trunk, W, X, norm, budget, batch_size, voxel_batch_size, bar, jac=None):
     N, D = X.shape
     V = W.shape[0]
     isz = X.element_size()
@@ -147,7 +182,7 @@ def _jne_readout(trunk, W, X, norm, budget, batch_size, voxel_batch_size, bar):
     # forward mode through the trunk holds about D tangents of every activation per sample
     chunk = _plan(N, 6 * H * D * isz, budget, batch_size)
     cache_bytes = 2 * budget if X.device.type == "cuda" else max(budget, 1 << 30)
-    T = _TrunkJacobians(trunk, X, chunk, cache_bytes)
+    T = _TrunkJacobians(trunk, X, chunk, cache_bytes, jac)
     vb = voxel_batch_size or max(1, min(V, budget // max(2 * chunk * D * isz, 1)))
     vb = int(min(V, vb))
     starts = range(0, N, chunk)
@@ -160,48 +195,64 @@ def _jne_readout(trunk, W, X, norm, budget, batch_size, voxel_batch_size, bar):
         b = min(N, a + chunk)
         acc += (T.get(a, b, False) - T0).sum(0)
         bar.update(b - a)
+        check_stop()
     mean_shift = acc / N  # Tbar - T0
     W_flat = W.contiguous()
 
-    def products(Tc, v0, v1):
-        # (vb, H) @ (H, c*D) as one GEMM -> (vb, c, D)
+    def layout(Tc, centred=False):
+        # (c, H, D) -> (H, c*D), the GEMM's right operand, built once per chunk (not per voxel
+        # block); centred: T_i - Tbar = (T_i - T_0) - (Tbar - T_0), written straight into it
         c = Tc.shape[0]
-        return (W_flat[v0:v1] @ Tc.permute(1, 0, 2).reshape(H, c * D)).view(v1 - v0, c, D)
+        R = torch.empty((H, c, D), dtype=Tc.dtype, device=Tc.device)
+        if centred:
+            torch.sub(Tc.permute(1, 0, 2), T0.unsqueeze(1), out=R)
+            R.sub_(mean_shift.unsqueeze(1))
+        else:
+            R.copy_(Tc.permute(1, 0, 2))
+        return R.view(H, c * D)
+
+    def products(R, v0, v1):
+        # (vb, H) @ (H, c*D) as one GEMM -> (vb, c, D)
+        return (W_flat[v0:v1] @ R).view(v1 - v0, R.shape[1] // D, D)
 
     s = torch.empty((N, V), dtype=X.dtype, device=X.device)
     filled = T._cache is not None
     if not zscored:
         for a in starts:
             b = min(N, a + chunk)
-            delta = (T.get(a, b, filled) - T0) - mean_shift  # (c, H, D) = T_i - Tbar
+            delta = layout(T.get(a, b, filled), centred=True)  # T_i - Tbar, (H, c*D)
             for v0 in range(0, V, vb):
                 v1 = min(V, v0 + vb)
                 s[a:b, v0:v1] = _row_norm(products(delta, v0, v1), norm).T
             bar.update(b - a)
+        check_stop()
         return s, chunk, vb
 
     # z-scored norms: Zbar is not linear in T, so it is accumulated block by block first
     z0_rows = torch.empty((V, D), dtype=X.dtype, device=X.device)
+    R0 = layout(T0.unsqueeze(0))
     for v0 in range(0, V, vb):
         v1 = min(V, v0 + vb)
-        z0_rows[v0:v1] = _zscore_rows(products(T0.unsqueeze(0), v0, v1)[:, 0, :])
+        z0_rows[v0:v1] = _zscore_rows(products(R0, v0, v1)[:, 0, :])
     zsum = torch.zeros((V, D), dtype=X.dtype, device=X.device)
     for a in starts:
         b = min(N, a + chunk)
-        Tc = T.get(a, b, filled)
+        Rc = layout(T.get(a, b, filled))
         for v0 in range(0, V, vb):
             v1 = min(V, v0 + vb)
-            zsum[v0:v1] += (_zscore_rows(products(Tc, v0, v1)) - z0_rows[v0:v1, None, :]).sum(1)
+            zsum[v0:v1] += (_zscore_rows(products(Rc, v0, v1)) - z0_rows[v0:v1, None, :]).sum(1)
         bar.update(b - a)
+        check_stop()
     zshift = zsum / N  # Zbar - Z0
     for a in starts:
         b = min(N, a + chunk)
-        Tc = T.get(a, b, True)
+        Rc = layout(T.get(a, b, True))
         for v0 in range(0, V, vb):
             v1 = min(V, v0 + vb)
-            dev = _zscore_rows(products(Tc, v0, v1)) - z0_rows[v0:v1, None, :] - zshift[v0:v1, None, :]
+            dev = _zscore_rows(products(Rc, v0, v1)) - z0_rows[v0:v1, None, :] - zshift[v0:v1, None, :]
             s[a:b, v0:v1] = _row_norm(dev, norm).T
         bar.update(b - a)
+        check_stop()
     return s, chunk, vb
 
 
@@ -221,12 +272,14 @@ def _jne_forward(model, X, norm, budget, batch_size, bar):
         b = min(N, a + chunk)
         acc += (prep(jac(X[a:b])) - J0).sum(0)
         bar.update(b - a)
+        check_stop()
     mean_shift = acc / N
     s = torch.empty((N, V), dtype=X.dtype, device=X.device)
     for a in starts:
         b = min(N, a + chunk)
         s[a:b] = _row_norm((prep(jac(X[a:b])) - J0) - mean_shift, norm)
         bar.update(b - a)
+        check_stop()
     return s, chunk, V
 
 
@@ -316,7 +369,8 @@ def compute_jne(
         with torch.no_grad():
             if split is not None:
                 trunk, W = split
-                s, chunk, vb = _jne_readout(trunk, W, Xt, norm, budget, batch_size, voxel_batch_size, bar)
+                s, chunk, vb = _jne_readout(trunk, W, Xt, norm, budget, batch_size, voxel_batch_size, bar,
+                                            _structured_trunk_jacobian(work))
                 used = "readout"
             else:
                 s, chunk, vb = _jne_forward(work, Xt, norm, budget, batch_size, bar)

@@ -1,0 +1,32 @@
+"""Cooperative cancellation: a stop request (set by the CLI's signal handlers) ends long loops even
+when the KeyboardInterrupt raised by the handler itself was swallowed by a finaliser."""
+
+import numpy as np
+import pytest
+import torch
+
+from jnecore import ResidualMLP, compute_jne, fit_encoder
+from jnecore.cancel import check_stop, clear_stop, request_stop
+
+
+@pytest.fixture(autouse=True)
+def _clear():
+    clear_stop()
+    yield
+    clear_stop()
+
+
+def test_stop_request_interrupts_fit_and_jne():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(20, 3)).astype(np.float32), rng.normal(size=(20, 2)).astype(np.float32)
+    model = ResidualMLP(3, 2, hidden=4)
+    before = [p.detach().clone() for p in model.parameters()]
+    request_stop()
+    with pytest.raises(KeyboardInterrupt):
+        fit_encoder(model, X, Y, X, Y, max_epochs=5, device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # no step was taken
+    with pytest.raises(KeyboardInterrupt):
+        compute_jne(model, X, device="cpu")
+    clear_stop()
+    check_stop()  # cleared: no raise
+    assert compute_jne(model, X, device="cpu").jne.shape == (2,)
