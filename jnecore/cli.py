@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import replace_dir
 from .cancel import clear_stop, request_stop
 from .validation import InputError
 
@@ -321,9 +322,7 @@ def _cmd_simulate(a):
     try:
         summary = run_simulations(tmp, repeats=a.repeats, seed=a.seed, device=a.device, residual=a.residual,
                                   init=a.init, progress=not a.quiet, quick=a.quick)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        replace_dir(tmp, target)  # an existing simulations/ folder is swapped out whole
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -77,6 +77,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._atomic import replace_dir
 from .validation import InputError
 
 __all__ = ["DEFAULT_ROI_SETS", "NSDPaths", "nsd_paths", "read_expdesign", "trial_images", "find_sessions",
@@ -413,26 +414,6 @@ def _align_categories(spec, image_ids, stim_info) -> np.ndarray:
     return np.asarray([lut[w] for w in wanted], dtype=str)
 
 
-def _write_dir(tmp: Path, out: Path, overwrite: bool):
-    old = None
-    if out.exists():
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        elif overwrite:
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        else:
-            raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None and old.exists():
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feature_ids=None, categories=None,
                 keep="rois", trials_per_session=None, overwrite=False, progress=True, **path_options) -> tuple:
     """Assemble one NSD subject for ``jne run`` (see the module docstring); return (out, summary).
@@ -587,7 +568,7 @@ def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feat
             "jne_run": f"jne run --prepared {out} --out BUNDLE" + ("" if feats is not None else " --features FEATURES"),
         }
         (tmp / "prepare.json").write_text(json.dumps(summary, indent=2))
-        _write_dir(tmp, out, overwrite)
+        replace_dir(tmp, out, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

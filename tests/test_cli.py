@@ -14,12 +14,7 @@ from jnecore.bundle import load_bundle
 from jnecore.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only contend on a loaded machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(tmp_path, n=240, d=6, v=12, seed=0):

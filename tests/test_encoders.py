@@ -16,13 +16,7 @@ from jnecore.encoders import ResidualMLP, fit_encoder, load_encoder, save_encode
 D, V, H = 7, 5, 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-off costs on a busy machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _x(n=11, d=D, seed=0, dtype=torch.float32):

@@ -12,12 +12,7 @@ from jnecore.cli import main
 from jnecore.grouping import cluster_names, cluster_stimuli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only contend on a loaded machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _blobs(n_per=30, k=4, d=10, seed=0, spread=0.4):

@@ -16,19 +16,11 @@ from torch import nn
 from jnecore import compute_jne
 from jnecore.encoders import ResidualMLP
 
-# torch's own forward-mode decompositions call torch.jit.script on first use (torch 2.13)
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 NORMS = ("l1", "l2", "zl1", "zl2")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-off costs on a busy machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 N, D, H, V = 13, 6, 10, 9
 
 

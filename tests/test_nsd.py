@@ -22,12 +22,7 @@ SHARED = np.r_[SUBJ_IMAGES[:6], 60000]  # one shared image this subject never sa
 KEEP_LH, KEEP_RH = np.arange(20), np.arange(10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _features73k(d=4, seed=0):

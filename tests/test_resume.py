@@ -20,12 +20,7 @@ from jnecore.cli import main
 FAST = ["--hidden", "16", "--max-epochs", "200", "--n-boot", "50", "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only contend on a loaded machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(tmp_path, n=160, d=5, v=10, seed=0):

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._atomic import replace_dir
 from ..validation import InputError
 
 __all__ = [
@@ -117,30 +118,11 @@ def write_bundle(out, *, vertices: pd.DataFrame, jne_ss: np.ndarray, stimuli: pd
         if simulations is not None:
             shutil.copytree(simulations, tmp / "simulations")
         (tmp / "manifest.json").write_text(json.dumps(_jsonable(man), indent=2, sort_keys=True))
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def _replace_dir(tmp: Path, out: Path):
-    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        else:
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None and old.exists():
-            os.replace(old, out)
-        raise
-    if old is not None and old.exists():
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_parts(where, vertices, jne_ss, stimuli, man):

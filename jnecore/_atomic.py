@@ -1,0 +1,38 @@
+"""Atomic directory writes: build in a temporary sibling, then rename into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .validation import InputError
+
+__all__ = ["replace_dir"]
+
+
+def replace_dir(tmp: Path, out: Path, *, overwrite: bool = True):
+    """Rename the finished directory ``tmp`` to ``out``.
+
+    An empty ``out`` is replaced; a non-empty one is moved aside, swapped and then removed when
+    ``overwrite``, and refused (left untouched, :class:`InputError`) otherwise. If the rename fails
+    the old ``out`` is put back.
+    """
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if out.exists():
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        elif overwrite:
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        else:
+            raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and old.exists():
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
