@@ -46,12 +46,12 @@ def _cpu_available_bytes() -> int:
 def memory_budget(device: torch.device) -> int:
     """Bytes that one chunk of Jacobian work may use on ``device``.
 
-    On a GPU: a quarter of the free memory, at most 4 GiB (so the whole computation stays well
-    under 8 GB). On the CPU: an eighth of the available memory, at most 256 MiB, which keeps
+    On a GPU: a quarter of the free memory, at most 2 GiB; with the trunk-Jacobian cache (at most
+    twice this) the whole JNE computation stays under 8 GB. On the CPU: an eighth of the available memory, at most 256 MiB, which keeps
     blocks cache-friendly and the peak resident size small.
     """
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(min(free // 4, 4 << 30))
+        return int(min(free // 4, 2 << 30))
     return int(min(_cpu_available_bytes() // 8, 256 << 20))
 

@@ -22,6 +22,11 @@ Jacobians use the closed form T = phi'(a_0) W_1, T <- T + phi'(a_k) (W_k T) per 
 jvp of phi), the same numbers forward mode gives without pushing D identity tangents through the
 input layer: about 1.4x less CPU time for the whole JNE at the benchmark's sizes.
 
+Memory: every block is sized from :func:`jnecore.backend.memory_budget` (a quarter of free GPU
+memory up to 2 GiB; on the CPU an eighth of available memory up to 256 MiB). The N x H x D trunk
+Jacobians are kept between passes when they fit twice the budget on a GPU or 1 GiB on the CPU,
+else recomputed; the (N, V) result is the only array that grows with V.
+
 Means are taken around the first sample's Jacobian (Jbar = J_0 + mean_i (J_i - J_0)), so a model
 whose Jacobian does not change gives deviations that are exactly zero, not float noise.
 """
