@@ -1,6 +1,6 @@
 """Result bundles for the dashboard tests, built once per test session.
 
-- :func:`demo_bundle`: ``build_demo(small=True)`` (the real pipeline on simulated responses on the
+- :func:`demo_bundle`: ``jne demo --small`` (the real pipeline on simulated responses on the
   fs_LR 32k atlas, about a minute on 2 cores) plus the ``--quick`` simulations. Set
   ``JNE_TEST_BUNDLE`` to an existing bundle to skip the build while developing.
 - :func:`variant_bundle`: a copy of a bundle with perturbed JNE / R², a noise-ceiling column and a
@@ -28,12 +28,14 @@ def demo_bundle(tmp_path_factory) -> Path:
     if given:
         _CACHE["demo"] = Path(given)
         return _CACHE["demo"]
-    from jnecore.demo import build_demo
+    from jnecore.cli import main
     from jnecore.simulate import run_simulations
 
     root = tmp_path_factory.mktemp("bundles")
     out = root / "demo_small"
-    build_demo(out, small=True, progress=False, device="cpu")
+    # through the command line, as a user would: `jne demo --small`
+    code = main(["demo", "--small", "--out", str(out), "--device", "cpu", "--quiet"])
+    assert code == 0, f"jne demo --small exited {code}"
     run_simulations(out / "simulations", quick=True, device="cpu")
     _CACHE["demo"] = out
     return out
