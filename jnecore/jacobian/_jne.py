@@ -193,15 +193,16 @@ def _jne_readout(trunk, W, X, norm, budget, batch_size, voxel_batch_size, bar, j
     starts = range(0, N, chunk)
     zscored = norm.startswith("z")
 
-    # pass 1: Tbar around T_0 (the shift keeps a constant Jacobian's deviations exactly zero)
     T0 = T.get(0, 1, False)[0].clone()
-    acc = torch.zeros_like(T0)
-    for a in starts:
-        b = min(N, a + chunk)
-        acc += (T.get(a, b, False) - T0).sum(0)
-        bar.update(b - a)
-        check_stop()
-    mean_shift = acc / N  # Tbar - T0
+    if not zscored:
+        # pass 1: Tbar around T_0 (the shift keeps a constant Jacobian's deviations exactly zero)
+        acc = torch.zeros_like(T0)
+        for a in starts:
+            b = min(N, a + chunk)
+            acc += (T.get(a, b, False) - T0).sum(0)
+            bar.update(b - a)
+            check_stop()
+        mean_shift = acc / N  # Tbar - T0
     W_flat = W.contiguous()
 
     def layout(Tc, centred=False):
@@ -240,9 +241,9 @@ def _jne_readout(trunk, W, X, norm, budget, batch_size, voxel_batch_size, bar, j
         v1 = min(V, v0 + vb)
         z0_rows[v0:v1] = _zscore_rows(products(R0, v0, v1)[:, 0, :])
     zsum = torch.zeros((V, D), dtype=X.dtype, device=X.device)
-    for a in starts:
+    for a in starts:  # pass 1 of the z-scored norms: computes (and caches) the trunk Jacobians
         b = min(N, a + chunk)
-        Rc = layout(T.get(a, b, filled))
+        Rc = layout(T.get(a, b, False))
         for v0 in range(0, V, vb):
             v1 = min(V, v0 + vb)
             zsum[v0:v1] += (_zscore_rows(products(Rc, v0, v1)) - z0_rows[v0:v1, None, :]).sum(1)
@@ -365,8 +366,7 @@ def compute_jne(
                          "or nn.Sequential): use method='forward'")
     budget = memory_budget(dev)
     N = Xt.shape[0]
-    passes = 3 if norm.startswith("z") and split is not None else 2
-    bar = progress_bar(total=passes * N, desc=f"JNE ({norm})", enabled=progress, unit="stim")
+    bar = progress_bar(total=2 * N, desc=f"JNE ({norm})", enabled=progress, unit="stim")
     # exact fp32 matmuls: TF32 would change the numbers on Ampere and later
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
