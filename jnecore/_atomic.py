@@ -8,7 +8,17 @@ from pathlib import Path
 
 from .validation import InputError
 
-__all__ = ["replace_dir"]
+__all__ = ["check_out", "replace_dir"]
+
+
+def check_out(out, overwrite: bool):
+    """Refuse (:class:`InputError`) an existing, non-empty ``out`` unless ``overwrite``.
+
+    Called before any work starts, so a refused run costs nothing and leaves ``out`` untouched.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
 
 
 def replace_dir(tmp: Path, out: Path, *, overwrite: bool = True):
@@ -19,15 +29,14 @@ def replace_dir(tmp: Path, out: Path, *, overwrite: bool = True):
     the old ``out`` is put back.
     """
     tmp, out = Path(tmp), Path(out)
+    check_out(out, overwrite)
     old = None
     if out.exists():
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()
-        elif overwrite:
+        else:
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
-        else:
-            raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
     try:
         os.replace(tmp, out)
     except BaseException:

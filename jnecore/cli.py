@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import replace_dir
+from ._atomic import check_out, replace_dir
 from .cancel import clear_stop, request_stop
 from .validation import InputError
 
@@ -142,7 +142,7 @@ def _cmd_run(a):
     if a.groups == "categories" and not a.categories:
         raise InputError("--groups", "'categories' needs --categories")
     out = Path(a.out)
-    _check_out(out, a.overwrite)
+    check_out(out, a.overwrite)
     X = check_matrix(read_array(a.features), a.features, name="features", min_rows=6)
     resp = read_responses(a.responses, space=None if a.space == "auto" else a.space, mask=a.mask)
     resp.data = check_matrix(resp.data, resp.source, name="responses", finite=False, min_rows=6)
@@ -257,11 +257,6 @@ def _cmd_nsd(a):
     print(f"next: {summary['jne_run']}")
 
 
-def _check_out(out: Path, overwrite: bool):
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
-
-
 def _cmd_info(a):
     from .bundle import load_bundle, validate_bundle
 
@@ -359,7 +354,7 @@ def _add_demo(sub):
 def _cmd_demo(a):
     from .demo import build_demo
 
-    _check_out(Path(a.out), a.overwrite)
+    check_out(Path(a.out), a.overwrite)
     sims = None
     tmp = None
     try:

@@ -77,7 +77,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._atomic import replace_dir
+from ._atomic import check_out, replace_dir
 from .validation import InputError
 
 __all__ = ["DEFAULT_ROI_SETS", "NSDPaths", "nsd_paths", "read_expdesign", "trial_images", "find_sessions",
@@ -436,8 +436,7 @@ def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feat
     from .progress import progress_bar
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
+    check_out(out, overwrite)
     if keep not in ("rois", "all"):
         raise InputError("--keep", f"unknown value {keep!r}: use one of rois, all")
     paths = nsd_paths(root, subject, **path_options)

@@ -13,14 +13,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .atlas import LEVELS as LEVEL_ORDER
 from .scoring import bh_fdr
 
 __all__ = [
-    "LEVEL_ORDER", "roi_summary", "level_summary", "pairwise_tests", "group_moj",
+    "LEVEL_ORDER", "level_rank", "roi_summary", "level_summary", "pairwise_tests", "group_moj",
     "roi_group_table", "top_stimuli", "group_drivers",
 ]
 
-LEVEL_ORDER = ("primary", "intermediate", "higher", "other")
+
+def level_rank(levels) -> np.ndarray:
+    """Position of each level in LEVEL_ORDER (primary 0 ... other 3); unknown levels sort last."""
+    rank = {lv: i for i, lv in enumerate(LEVEL_ORDER)}
+    return np.array([rank.get(str(lv), len(rank)) for lv in levels], dtype=int)
 
 
 def _select(vertices: pd.DataFrame, metric: str, significant_only: bool) -> pd.DataFrame:
@@ -45,7 +50,7 @@ def roi_summary(vertices: pd.DataFrame, metric: str = "jne", *, significant_only
     """
     v = _select(vertices, metric, significant_only)
     out = _describe(v.groupby(["roi", "level"], observed=True)[metric]).reset_index()
-    out["_level"] = out["level"].map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(len(LEVEL_ORDER))
+    out["_level"] = level_rank(out["level"])
     if roi_order is not None:
         rank = {r: i for i, r in enumerate(roi_order)}
         out["_rank"] = out["roi"].map(rank).fillna(len(rank))
@@ -59,7 +64,7 @@ def level_summary(vertices: pd.DataFrame, metric: str = "jne", *, significant_on
     """Per-level n, mean, std, sem and median of ``metric`` (primary, intermediate, higher, other)."""
     v = _select(vertices, metric, significant_only)
     out = _describe(v.groupby("level", observed=True)[metric]).reset_index()
-    out["_o"] = out["level"].map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(99)
+    out["_o"] = level_rank(out["level"])
     return out.sort_values("_o").drop(columns="_o").reset_index(drop=True)
 
 

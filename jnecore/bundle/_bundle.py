@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._atomic import replace_dir
+from .._atomic import check_out, replace_dir
+from ..atlas import LEVELS
 from ..validation import InputError
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0"
 SPACES = ("fsLR32k", "fsaverage5", "fsaverage", "volume", "none")
-LEVELS = ("primary", "intermediate", "higher", "other")
 REQUIRED_VERTEX_COLUMNS = ("vertex", "hemi", "roi", "level", "r2_linear", "r2_nonlinear", "p_fdr",
                            "significant", "jne")
 REQUIRED_STIMULUS_COLUMNS = ("stimulus", "split", "category")
@@ -91,8 +91,7 @@ def write_bundle(out, *, vertices: pd.DataFrame, jne_ss: np.ndarray, stimuli: pd
     from ..encoders import save_encoder
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
+    check_out(out, overwrite)
     man = dict(manifest)
     man.setdefault("schema_version", SCHEMA_VERSION)
     man.setdefault("jnecore_version", __version__)

@@ -153,16 +153,13 @@ def _structured_trunk_jacobian(model):
 class _TrunkJacobians:
     """Trunk Jacobians T_i (H x D) for sample chunks, cached when they fit ``cache_bytes``."""
 
-    def __init__(self, trunk, X, chunk, cache_bytes, jac=None):
+    def __init__(self, trunk, X, H, cache_bytes, jac=None):
         self._jac = jac if jac is not None else vmap(jacfwd(_single(trunk)))
         self.X = X
-        self.chunk = chunk
         self._cache = None
-        first = self._jac(X[:1])
-        self.H = first.shape[1]
-        need = X.shape[0] * self.H * X.shape[1] * X.element_size()
-        if need <= cache_bytes:
-            self._cache = torch.empty((X.shape[0],) + tuple(first.shape[1:]), dtype=X.dtype, device=X.device)
+        N, D = X.shape
+        if N * H * D * X.element_size() <= cache_bytes:
+            self._cache = torch.empty((N, H, D), dtype=X.dtype, device=X.device)
 
     def get(self, start, stop, filled):
         if self._cache is not None and filled:
@@ -187,7 +184,7 @@ def _jne_readout(trunk, W, X, norm, budget, batch_size, voxel_batch_size, bar, j
     # forward mode through the trunk holds about D tangents of every activation per sample
     chunk = _plan(N, 6 * H * D * isz, budget, batch_size)
     cache_bytes = 2 * budget if X.device.type == "cuda" else max(budget, 1 << 30)
-    T = _TrunkJacobians(trunk, X, chunk, cache_bytes, jac)
+    T = _TrunkJacobians(trunk, X, H, cache_bytes, jac)
     vb = voxel_batch_size or max(1, min(V, budget // max(2 * chunk * D * isz, 1)))
     vb = int(min(V, vb))
     starts = range(0, N, chunk)

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats
 
-from ..summaries import LEVEL_ORDER, roi_summary
+from ..summaries import level_rank, roi_summary
 from ._roi import _label, _layout, _levels_present, level_color
 
 __all__ = ["compare_rois", "vertex_difference", "plot_roi_comparison"]
@@ -28,7 +28,7 @@ def compare_rois(vertices_a: pd.DataFrame, vertices_b: pd.DataFrame, metric: str
     b["roi"] = b["roi"].astype(str)
     out = a.merge(b, on="roi", how="inner")
     out["diff"] = out["mean_b"] - out["mean_a"]
-    out["_l"] = out["level"].astype(str).map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(9)
+    out["_l"] = level_rank(out["level"])
     return out.sort_values(["_l", "mean_a"]).drop(columns="_l").reset_index(drop=True)
 
 

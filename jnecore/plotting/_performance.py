@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..summaries import LEVEL_ORDER
+from ..summaries import level_rank
 from ._roi import _layout, level_color
 
 __all__ = ["noise_ceiling_fraction", "plot_noise_ceiling_density", "plot_r2_by_roi", "plot_significant_counts",
@@ -77,7 +77,7 @@ def plot_noise_ceiling_density(vertices: pd.DataFrame, *, model: str = "nonlinea
 
 def _roi_order(v: pd.DataFrame, by: str) -> list:
     s = v.groupby(["roi", "level"], observed=True)[by].mean().reset_index()
-    s["_l"] = s["level"].astype(str).map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(9)
+    s["_l"] = level_rank(s["level"])
     return s.sort_values(["_l", by])["roi"].astype(str).tolist()
 
 
@@ -117,7 +117,7 @@ def significant_counts(vertices: pd.DataFrame) -> pd.DataFrame:
     out["roi"] = out["roi"].astype(str)
     out["level"] = out["level"].astype(str)
     out["share_significant"] = out["n_significant"] / out["n_vertices"]
-    out["_l"] = out["level"].map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(9)
+    out["_l"] = level_rank(out["level"])
     out = out.sort_values(["_l", "roi"]).drop(columns="_l").reset_index(drop=True)
     return out[["roi", "level", "n_vertices", "n_significant", "share_significant", "n_excluded"]]
 
