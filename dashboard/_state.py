@@ -327,24 +327,6 @@ def simulated_banner(bundle):
         st.warning(f"**Simulated data.** {label}", icon=":material/science:")
 
 
-def frame_surface(fig, surface: str):
-    """Fill the plot area: flat maps get a larger scene aspect ratio (the orthographic camera ignores the eye
-    distance), 3D views a closer camera."""
-    scene = fig.layout.scene
-    if surface == "flat":
-        ar = scene.aspectratio
-        if ar is not None and ar.x is not None and ar.y and ar.x <= 1.01:
-            k = min(2.9 / ar.x, 1.8 / ar.y)
-            fig.update_layout(scene_aspectratio=dict(x=ar.x * k, y=ar.y * k, z=ar.z))
-    elif scene.camera is not None and scene.camera.eye is not None and scene.camera.eye.x is not None:
-        eye = scene.camera.eye
-        norm = float(np.sqrt(eye.x ** 2 + eye.y ** 2 + eye.z ** 2))
-        if norm > 1.6:  # the default distance: come closer
-            k = 1.5 / norm
-            fig.update_layout(scene_camera_eye=dict(x=eye.x * k, y=eye.y * k, z=eye.z * k))
-    return fig
-
-
 # --------------------------------------------------------------------------------------------
 # figure / table with downloads
 

@@ -87,7 +87,6 @@ else:
                                hemi=hemi, view=view, cmap="RdBu_r", vmin=-m, vmax=m, value_name=f"Δ{metric_label}",
                                hover=pd.DataFrame({"roi": diff["roi"].astype(str), "level": diff["level"].astype(str)}),
                                highlight_roi=S.selected_roi(), title=f"{label_b} − {label_a}")
-        S.frame_surface(fig, surface)
         fig.update_layout(height=560)
         S.show_figure(fig, f"difference_map_{metric}", key="cmp_map", theme=None)
     except Exception as exc:

@@ -44,7 +44,7 @@ VIEWS = ("lateral", "medial", "ventral", "dorsal", "posterior", "anterior")
 _BG_LIGHT, _BG_DARK, _BG_FLAT = "rgb(205,205,205)", "rgb(95,95,95)", "rgb(170,170,170)"
 _BG_MAX, _DATA_MIN = 126, 128  # uint8 intensity codes: 0.._BG_MAX background, _DATA_MIN..255 data
 _OUTLINE_COLOR, _HIGHLIGHT_COLOR = "rgba(25,25,25,0.85)", "#00e5ff"
-_EYE = 1.8
+_EYE = 1.5  # close enough that a hemisphere pair fills the scene
 #: hover template of the surface trace (``%s``: value_name); see :func:`hover_label`.
 HOVERTEMPLATE = "vertex %{customdata[0]:d}<br>%{text}<br>%s: %{customdata[1]:.4g}<extra></extra>"
 
@@ -455,7 +455,9 @@ def plot_surface_map(values, *, space="fsLR32k", surface="inflated", hemi="both"
     if flat:
         rx = float(np.ptp(coords[:, 0])) or 1.0
         ry = float(np.ptp(coords[:, 1])) or 1.0
-        scene.update(aspectmode="manual", aspectratio=dict(x=1.0, y=ry / rx, z=0.02),
+        # the orthographic camera ignores the eye distance: the aspect ratio sets the size
+        k = min(2.9, 1.8 * rx / ry)
+        scene.update(aspectmode="manual", aspectratio=dict(x=k, y=k * ry / rx, z=0.02),
                      zaxis=dict(axis, range=[-1, 1]), dragmode="pan")
     else:
         scene.update(aspectmode="data")
