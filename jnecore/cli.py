@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import check_out, replace_dir
-from .cancel import clear_stop, request_stop
+from .cancel import Terminated, clear_stop, request_stop, stop_requested
 from .validation import InputError
 
 __all__ = ["main"]
@@ -416,18 +416,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as a KeyboardInterrupt so that the same cleanup runs."""
 
 
-def _raise_terminated(signum, frame):
-    request_stop()
-    raise Terminated()
+def _stop_then_raise(exc_type):
+    """Signal handler: the first signal asks the long loops to stop (they raise at their next
+    batch or chunk, from ordinary Python code); a second one raises at once. Raising from the
+    handler straight away can land in a finaliser, where Python drops or half-handles it."""
 
+    def handler(signum, frame):
+        if stop_requested():
+            raise exc_type()
+        request_stop(exc_type)
 
-def _raise_interrupted(signum, frame):
-    request_stop()
-    raise KeyboardInterrupt
+    return handler
 
 
 def _interrupt_message(args) -> str:
@@ -449,8 +450,8 @@ def main(argv=None) -> int:
     previous = {}
     clear_stop()
     if threading.current_thread() is threading.main_thread():
-        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
-                    signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupted)}
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _stop_then_raise(Terminated)),
+                    signal.SIGINT: signal.signal(signal.SIGINT, _stop_then_raise(KeyboardInterrupt))}
     try:
         code = COMMANDS[args.command](args)
     except InputError as exc:

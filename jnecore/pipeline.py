@@ -42,6 +42,7 @@ from torch import nn
 from . import summaries
 from .backend import resolve_device
 from .bundle import SPACES, write_bundle
+from .cancel import check_stop
 from .encoders import ResidualMLP, fit_encoder, load_encoder, save_encoder
 from .grouping import GROUPINGS, cluster_stimuli
 from .jacobian import NORMS, compute_jne
@@ -171,9 +172,11 @@ def _predict(model: nn.Module, X: np.ndarray, device) -> np.ndarray:
 class _Timer(dict):
     @contextmanager
     def step(self, name):
+        check_stop()  # a Ctrl-C / kill asked for a stop: honour it between steps too
         t0 = time.perf_counter()
         yield
         self[name] = round(time.perf_counter() - t0, 3)
+        check_stop()
 
 
 def checkpoint_dir_for(out) -> Path:

@@ -30,3 +30,16 @@ def test_stop_request_interrupts_fit_and_jne():
     clear_stop()
     check_stop()  # cleared: no raise
     assert compute_jne(model, X, device="cpu").jne.shape == (2,)
+
+
+def test_signal_handler_asks_first_and_raises_on_the_second_signal():
+    from jnecore.cancel import Terminated, stop_requested
+    from jnecore.cli import _stop_then_raise
+
+    handler = _stop_then_raise(Terminated)
+    handler(15, None)  # first SIGTERM: only a request
+    assert stop_requested()
+    with pytest.raises(Terminated):  # the loops raise the signal's own exception type
+        check_stop()
+    with pytest.raises(Terminated):  # a second SIGTERM raises at once
+        handler(15, None)
