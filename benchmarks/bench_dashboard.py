@@ -67,7 +67,7 @@ def bench_figures(bundle, repeats: int):
             times = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                fig = plot_surface_map(vals, vertices=v["vertex"].to_numpy(), space=bundle.space, surface=surface,
+                fig = plot_surface_map(vals, vertices=v["vertex"].to_numpy(), space=bundle.space, surf_mesh=surface,
                                        hemi=hemi, cmap="Plasma", vmin=lo, vmax=hi, hover=hover, highlight_roi="FFC",
                                        outline_rois=True, value_name="JNE", title="JNE")
                 times.append(time.perf_counter() - t0)

@@ -191,14 +191,33 @@ def groupings(bundle) -> list:
     return [c for c in cols if bundle.test_stimuli[c].notna().any()]
 
 
+def stored_table(bundle, name: str, compute, *, metric: str = "jne", significant_only: bool = True,
+                 same_settings: bool = True) -> pd.DataFrame:
+    """The summary table ``name`` the analysis stored in the bundle when the view asks for the
+    settings it was computed with (:data:`jnecore.bundle.STORED_SUMMARY`), else ``compute()``."""
+    from jnecore.bundle import STORED_SUMMARY
+
+    wanted = {"metric": metric, "significant_only": significant_only}
+    if same_settings and wanted == STORED_SUMMARY and name in bundle.table_names:
+        try:
+            return bundle.table(name)
+        except (KeyError, OSError, ValueError):  # listed but unreadable: compute it instead
+            pass
+    return compute()
+
+
 @st.cache_data(show_spinner="Summarising JNE-SS ...", max_entries=32)
 def roi_group(path: str, stamp: float, group_column: str, significant_only: bool = True) -> pd.DataFrame:
-    """The ROI x group MoM table: the stored ``roi_group`` table when it matches, else computed."""
+    """The ROI x group MoM table: the stored ``roi_group`` / ``roi_cluster`` table, else computed."""
+    b = get_bundle(path)
+    name = {"category": "roi_group", "cluster": "roi_cluster"}.get(group_column, "")
+    return stored_table(b, name, lambda: _roi_group(b, group_column, significant_only),
+                        significant_only=significant_only)
+
+
+def _roi_group(b, group_column: str, significant_only: bool) -> pd.DataFrame:
     from jnecore import summaries
 
-    b = get_bundle(path)
-    if group_column == "category" and significant_only and "roi_group" in b.table_names:
-        return b.table("roi_group")
     v = b.vertices
     mask = np.isfinite(v["jne"].to_numpy(dtype=float))
     if significant_only:

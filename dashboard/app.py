@@ -11,7 +11,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import _state as S
+from jnecore.dashboard import _state as S
 
 S.page_setup("Home", ":material/home:")
 bundle = S.sidebar()
@@ -64,7 +64,7 @@ with right:
     from jnecore.summaries import level_summary
 
     try:
-        ls = level_summary(v, "jne")
+        ls = S.stored_table(bundle, "level_summary", lambda: level_summary(v, "jne"))
         ls = ls[["level", "n", "mean", "sem", "median"]]
         st.dataframe(ls.style.format({"mean": "{:.4g}", "sem": "{:.2g}", "median": "{:.4g}"}), hide_index=True,
                      width="stretch")

@@ -15,6 +15,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0"
 
 _LAZY = {
+    "JNEAnalysis": "analysis", "EncoderCheckpoint": "analysis",
     "FitHistory": "encoders", "ResidualMLP": "encoders", "fit_encoder": "encoders",
     "load_encoder": "encoders", "save_encoder": "encoders",
     "NORMS": "jacobian", "JNEResult": "jacobian", "compute_jne": "jacobian", "split_readout": "jacobian",

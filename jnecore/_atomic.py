@@ -18,7 +18,7 @@ def check_out(out, overwrite: bool):
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise InputError(out, "exists and is not empty: choose another --out or pass --overwrite")
+        raise InputError(out, "exists and is not empty: choose another `out` or pass `overwrite`")
 
 
 def replace_dir(tmp: Path, out: Path, *, overwrite: bool = True):

@@ -1,12 +1,14 @@
-"""Device selection and memory budgets shared by the engine and the encoder fitting."""
+"""Device selection, memory budgets and exact-FP32 precision, shared by the engine and the fitting."""
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
-__all__ = ["resolve_device", "memory_budget"]
+__all__ = ["resolve_device", "memory_budget", "exact_fp32"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -25,7 +27,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
+        raise ValueError("cuda was asked for but no CUDA GPU is visible: use cpu or auto")
     return dev
 
 
@@ -55,3 +57,78 @@ def memory_budget(device: torch.device) -> int:
         return int(min(free // 4, 2 << 30))
     return int(min(_cpu_available_bytes() // 8, 256 << 20))
 
+
+# torch >= 2.9 keeps FP32 precision as a tree, generic -> {cuda, mkldnn} -> {matmul, conv, rnn}: a
+# node left unset ("none", or torch's own default for cuDNN conv and rnn) follows a parent that is
+# set; one set explicitly keeps its value. Older torch has only the legacy flags.
+_NEW_PRECISION_API = hasattr(torch._C, "_get_fp32_precision_getter") and hasattr(torch._C, "_set_fp32_precision_setter")
+_ROOT = ("generic", "all")
+_NODES = (("cuda", "all"), ("mkldnn", "all"),
+          *((b, op) for b in ("cuda", "mkldnn") for op in ("matmul", "conv", "rnn")))  # parents first
+
+
+@contextmanager
+def _exact_fp32_tree() -> Iterator[None]:
+    get, put = torch._C._get_fp32_precision_getter, torch._C._set_fp32_precision_setter
+    root = get(*_ROOT)
+    overridden: dict = {}  # nodes set explicitly to something else, with their value
+    legacy = None
+    try:
+        put(*_ROOT, "ieee")  # every node that is not set explicitly follows
+        for node in _NODES:
+            if get(*node) != "ieee":
+                overridden[node] = get(*node)
+                put(*node, "ieee")
+        # with both matmul nodes "ieee" torch reports the legacy matmul precision without complaint;
+        # cuBLAS checks that it agrees ("highest") with cuda.matmul's "ieee"
+        legacy = torch.get_float32_matmul_precision()
+        if legacy != "highest":
+            torch.backends.cuda.matmul.allow_tf32 = False  # legacy "highest"; touches only cuda.matmul
+        yield
+    finally:
+        if legacy == "high":
+            torch.backends.cuda.matmul.allow_tf32 = True
+        elif legacy == "medium":
+            torch.set_float32_matmul_precision("medium")
+        for node, value in overridden.items():
+            put(*node, value)
+        put(*_ROOT, root)
+
+
+@contextmanager
+def _exact_fp32_legacy() -> Iterator[None]:
+    # torch < 2.9: cuBLAS TF32 is float32_matmul_precision != "highest"; cuDNN has its own flag
+    saved = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    try:
+        torch.set_float32_matmul_precision("highest")
+        torch.backends.cudnn.allow_tf32 = False
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.allow_tf32 = saved[1]
+
+
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """Exact IEEE FP32 for matmuls and cuDNN (no TF32, no bf16) inside the block.
+
+    On torch >= 2.9 (the ``fp32_precision`` API), ``torch.backends.fp32_precision`` is set to
+    ``"ieee"``, so every node that is not set explicitly follows it, and every node that is set
+    otherwise (``torch.backends.cuda.matmul``, ``torch.backends.cudnn`` and its ``conv`` / ``rnn``,
+    ``torch.backends.mkldnn`` and its ``matmul`` / ``conv`` / ``rnn``) is set to ``"ieee"``. The
+    legacy matmul precision is made ``"highest"`` when it is not (cuBLAS checks that the two
+    agree), so ``torch.get_float32_matmul_precision()`` reads ``"highest"`` and
+    ``torch.backends.cuda.matmul.allow_tf32`` False inside. The legacy cuDNN switch is left alone:
+    setting it would turn torch's default for cuDNN conv and rnn into explicit settings that no
+    longer follow ``torch.backends.fp32_precision`` afterwards; while it is on (the default),
+    reading ``torch.backends.cudnn.allow_tf32`` inside the block raises torch's "mix of the legacy
+    and new APIs" error. On older torch the legacy flags are set: float32 matmul precision
+    ``"highest"`` and ``torch.backends.cudnn.allow_tf32 = False``.
+
+    On exit, normal or by an exception, every setting that was changed is put back, so each node
+    reads as before and a node that followed its parent still does. Not thread-safe: the flags are
+    process-global.
+    """
+    guard = _exact_fp32_tree if _NEW_PRECISION_API else _exact_fp32_legacy
+    with guard():
+        yield

@@ -21,191 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import check_out, replace_dir
+from ._run_cli import add_run_parser, cli_message, cmd_run, flag_for
 from .cancel import Terminated, clear_stop, request_stop, stop_requested
 from .validation import InputError
 
 __all__ = ["main"]
-
-
-def _add_run(sub):
-    p = sub.add_parser("run", help="fit encoders, select vertices, compute JNE / JNE-SS, write a bundle")
-    p.add_argument("--features", help="(N, D) features: .npy, .npz[:key], .h5[:dataset], .parquet, .csv")
-    p.add_argument("--responses", nargs="+",
-                   help="(N, V) responses: one .npy/.npz/.h5/.parquet/.csv; or lh/rh .func.gii; or .mgh/.mgz "
-                        "sessions (lh.*/rh.* pairs, concatenated in order); or a .dscalar.nii/.dtseries.nii; "
-                        "or a 4-D .nii[.gz] with --mask")
-    p.add_argument("--mask", help="3-D NIfTI mask of the voxels to model (volume responses)")
-    p.add_argument("--volume-space", help="mni or native (default native): the space of volume responses; "
-                                          "MNI volumes are also shown projected onto the fsaverage5 surface")
-    p.add_argument("--out", required=True, help="bundle directory to create")
-    p.add_argument("--prepared", help="a folder written by `jne nsd-prepare`: fills every input option not given")
-    p.add_argument("--space", default="auto",
-                   help="fsLR32k, fsaverage5, fsaverage, volume or none (default auto: from the responses' "
-                        "format and vertex count; none for plain arrays)")
-    p.add_argument("--rois", nargs="+",
-                   help="ROI labels: a one-column table (V labels), or label files (.annot, .label, .label.gii, "
-                        ".mgz/.nii with --roi-lookup, .dlabel.nii), per hemisphere lh.*/rh.*")
-    p.add_argument("--roi-lookup", nargs="+", default=[],
-                   help="lookup tables naming integer ROI values: FreeSurfer/NSD .ctab (<int> <name>) or .tsv")
-    p.add_argument("--vertices", help="one-column table of V mesh vertex indices (array responses)")
-    p.add_argument("--stimulus-ids", help="one-column table of N stimulus ids (default row numbers)")
-    p.add_argument("--categories",
-                   help="stimulus categories: one column in row order, or 'stimulus' + 'category' columns")
-    p.add_argument("--noise-ceiling", help="one-column table of V noise ceilings (percent)")
-    p.add_argument("--groups", default="auto",
-                   help="stimulus groups for JNE-SS: auto (categories if given, else t-SNE + k-means clusters), "
-                        "categories, clusters, both or none")
-    p.add_argument("--n-clusters", type=int, help="fixed number of clusters (default: by silhouette)")
-    p.add_argument("--k-max", type=int, default=60, help="largest number of clusters tried (default 60)")
-    split = p.add_mutually_exclusive_group()
-    split.add_argument("--test-index", help="one-column table of test row indices")
-    split.add_argument("--test-fraction", type=float, help="random test fraction (default 0.1)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--hidden", type=int, default=1024)
-    p.add_argument("--n-blocks", type=int, default=2)
-    p.add_argument("--activation", default="relu")
-    p.add_argument("--max-epochs", type=int, default=512)
-    p.add_argument("--patience", type=int, default=8)
-    p.add_argument("--n-boot", type=int, default=200)
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--norm", default="l1")
-    p.add_argument("--jne-batch-size", type=int, help="stimuli per Jacobian chunk (default: from free memory)")
-    p.add_argument("--fit-batch-size", type=int, help="mini-batch size for fitting (default: full batch)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true",
-                   help="reuse the encoders an interrupted run with the same inputs saved in <out>.partial")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-_PREPARED_OPTIONS = ("features", "responses", "rois", "vertices", "test_index", "stimulus_ids", "categories",
-                     "noise_ceiling")
-
-
-def _apply_prepared(a):
-    """Fill the input options from a `jne nsd-prepare` folder (options given explicitly win)."""
-    import json
-
-    root = Path(a.prepared)
-    man = root / "prepare.json"
-    if not man.is_file():
-        raise InputError(root, "is not a folder written by `jne nsd-prepare` (no prepare.json)")
-    try:
-        info = json.loads(man.read_text())
-        files = dict(info["files"])
-    except (ValueError, KeyError, TypeError):
-        raise InputError(man, "is not a valid prepare.json") from None
-    for opt in _PREPARED_OPTIONS:
-        if getattr(a, opt, None) in (None, []) and opt in files:
-            if opt == "test_index" and a.test_fraction is not None:
-                continue
-            value = str(root / files[opt])
-            setattr(a, opt, [value] if opt in ("responses", "rois") else value)
-    if a.space == "auto" and info.get("space"):
-        a.space = info["space"]
-
-
-def _read_numbers(spec, n, what) -> np.ndarray:
-    """A one-column table of ``n`` numbers (float64)."""
-    from .io import read_labels
-
-    raw = read_labels(spec, n=n)
-    if len(raw) != n:
-        raise InputError(spec, f"has {len(raw)} {what} but {n} were expected")
-    try:
-        return raw.astype(np.float64)
-    except ValueError:
-        raise InputError(spec, f"{what} must be numbers") from None
-
-
-def _cmd_run(a):
-    from .bundle import SPACES
-    from .io import (apply_vertices, check_space, read_array, read_categories, read_labels, read_responses,
-                     read_rois)
-    from .pipeline import RunConfig, checkpoint_dir_for, run_pipeline
-    from .validation import check_choice, check_matrix, check_same_rows
-
-    if a.prepared:
-        _apply_prepared(a)
-    if not a.features:
-        raise InputError("--features", "is required (or --prepared with features)")
-    if not a.responses:
-        raise InputError("--responses", "is required (or --prepared)")
-    check_choice(a.space, ("auto",) + tuple(SPACES), "--space")
-    if a.volume_space is not None:
-        check_choice(a.volume_space, ("native", "mni"), "--volume-space")
-    cfg = RunConfig(space="none", device=a.device, hidden=a.hidden, n_blocks=a.n_blocks, activation=a.activation,
-                    max_epochs=a.max_epochs, patience=a.patience, n_boot=a.n_boot, alpha=a.alpha, norm=a.norm,
-                    seed=a.seed, test_fraction=0.1 if a.test_fraction is None else a.test_fraction,
-                    jne_batch_size=a.jne_batch_size, fit_batch_size=a.fit_batch_size, groups=a.groups,
-                    n_clusters=a.n_clusters, k_max=a.k_max).validate()
-    if a.groups == "categories" and not a.categories:
-        raise InputError("--groups", "'categories' needs --categories")
-    out = Path(a.out)
-    check_out(out, a.overwrite)
-    X = check_matrix(read_array(a.features), a.features, name="features", min_rows=6)
-    resp = read_responses(a.responses, space=None if a.space == "auto" else a.space, mask=a.mask)
-    resp.data = check_matrix(resp.data, resp.source, name="responses", finite=False, min_rows=6)
-    if a.vertices:
-        apply_vertices(resp, a.vertices)
-    check_space(resp, vertices_source=a.vertices)
-    Y = resp.data
-    check_same_rows(X, Y, a.features, resp.source)
-    N, V = Y.shape
-    warnings = list(resp.warnings)
-    ids = None
-    if a.stimulus_ids:
-        ids = read_labels(a.stimulus_ids, n=N)
-        if len(ids) != N:
-            raise InputError(a.stimulus_ids, f"has {len(ids)} stimulus ids but {N} stimuli were expected")
-        if len(set(ids)) != len(ids):
-            raise InputError(a.stimulus_ids, "repeats a stimulus id")
-    rois = None
-    if a.rois:
-        rois, w = read_rois(a.rois, resp, lookups=a.roi_lookup)
-        warnings.extend(w)
-    elif a.roi_lookup:
-        raise InputError("--roi-lookup", "needs --rois")
-    cats = read_categories(a.categories, N, ids) if a.categories else None
-    test_index = None
-    if a.test_index:
-        try:
-            test_index = read_labels(a.test_index, unique=True).astype(np.float64)
-        except ValueError:
-            raise InputError(a.test_index, "test indices must be integers") from None
-        if not np.all(test_index == np.round(test_index)):
-            raise InputError(a.test_index, "test indices must be integers")
-        test_index = test_index.astype(np.int64)
-    extra = dict(resp.extra_columns)
-    if a.noise_ceiling:
-        extra["noise_ceiling"] = _read_numbers(a.noise_ceiling, V, "noise ceilings")
-    cfg.space = resp.space
-    if a.volume_space is not None and resp.space != "volume":
-        raise InputError("--volume-space", "applies to NIfTI volume responses only")
-    manifest_extra = {"volume": dict(resp.volume, space=a.volume_space or "native")} if resp.volume else {}
-    if resp.space == "volume":
-        shown = ("tables, and projected onto fsaverage5 (MNI)" if a.volume_space == "mni"
-                 else "tables only (native space)")
-        manifest_extra["volume_note"] = (f"volume results: {shown}; vertex = voxel position in the mask, "
-                                         "voxel_i/j/k and x/y/z columns from the affine")
-    sources = {"features": a.features, "responses": list(a.responses), "mask": a.mask, "rois": a.rois,
-               "roi_lookup": a.roi_lookup or None, "categories": a.categories, "vertices": a.vertices,
-               "stimulus_ids": a.stimulus_ids, "test_index": a.test_index, "noise_ceiling": a.noise_ceiling,
-               "prepared": a.prepared}
-    try:
-        path, run_warnings = run_pipeline(
-            X, Y, out, config=cfg, rois=rois, categories=cats, stimulus_ids=ids, test_index=test_index,
-            vertex_index=resp.vertex, hemi=resp.hemi, extra_vertex_columns=extra, manifest_extra=manifest_extra,
-            overwrite=a.overwrite, progress=not a.quiet, resume=a.resume, checkpoint_dir=checkpoint_dir_for(out),
-            sources={k: v for k, v in sources.items() if v})
-    except InputError as exc:  # name the user's file rather than the pipeline's argument
-        renamed = {"responses": resp.source, "--test-index": a.test_index, "categories": a.categories}
-        if renamed.get(exc.source):
-            raise InputError(renamed[exc.source], exc.problem) from None
-        raise
-    for w in warnings + run_warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(f"wrote {path}")
 
 
 def _add_nsd(sub):
@@ -235,10 +55,10 @@ def _add_nsd(sub):
 
 
 def _cmd_nsd(a):
+    import re
+
     from .nsd import parse_sessions, prepare_nsd
 
-    if a.trials_per_session is not None and a.trials_per_session < 1:
-        raise InputError("--trials-per-session", f"must be >= 1, got {a.trials_per_session}")
     roi_sets = a.roi_sets
     if roi_sets == ["none"]:
         roi_sets = ()
@@ -246,10 +66,19 @@ def _cmd_nsd(a):
                                              "roi_pattern", "ctab_pattern") if getattr(a, k)}
     if roi_sets is not None:
         path_opts["roi_sets"] = roi_sets
-    out, summary = prepare_nsd(a.out, root=a.nsd_root, subject=a.subject, sessions=parse_sessions(a.sessions),
-                               features=a.features, feature_ids=a.feature_ids, categories=a.categories,
-                               keep=a.keep, trials_per_session=a.trials_per_session, overwrite=a.overwrite,
-                               progress=not a.quiet, **path_opts)
+    # the library names its parameters (as the source, or `quoted` in the problem): give the flags
+    flags = {k: "--" + k.replace("_", "-") for k in (
+        "subject", "sessions", "features", "feature_ids", "categories", "keep", "trials_per_session", "roi_sets",
+        "betas_dir", "betas_pattern", "expdesign", "stim_info", "label_dir", "roi_pattern", "ctab_pattern")}
+    flags["root"] = "--nsd-root"
+    try:
+        out, summary = prepare_nsd(a.out, root=a.nsd_root, subject=a.subject, sessions=parse_sessions(a.sessions),
+                                   features=a.features, feature_ids=a.feature_ids, categories=a.categories,
+                                   keep=a.keep, trials_per_session=a.trials_per_session, overwrite=a.overwrite,
+                                   progress=not a.quiet, **path_opts)
+    except InputError as exc:
+        problem = re.sub(r"`(\w+)`", lambda m: flags.get(m.group(1), m.group(0)), exc.problem)
+        raise InputError(flags.get(exc.source, exc.source), problem) from None
     for w in summary["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     c = summary["counts"]
@@ -289,25 +118,28 @@ def _cmd_info(a):
 
 
 def _add_simulate(sub):
-    p = sub.add_parser("simulate", help="reproduce the paper's Result I simulations")
+    p = sub.add_parser("simulate", help="run the paper's Result I simulations; compare with its claims")
     p.add_argument("--out", default="simulations", help="a bundle (results go to its simulations/) or a directory")
-    p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=200, help="random initialisations per init (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    arch = p.add_mutually_exclusive_group()
-    arch.add_argument("--residual", dest="residual", action="store_true", default=True,
-                      help="residual second layer (default)")
-    arch.add_argument("--plain", dest="residual", action="store_false", help="plain second layer")
-    p.add_argument("--init", default="default", help="default (kaiming-uniform), xavier or normal")
-    p.add_argument("--quick", action="store_true", help="a small, fast version")
+    p.add_argument("--arch", nargs="+", default=["residual", "plain"], metavar="ARCH",
+                   help="placement network architectures: residual and/or plain (default both)")
+    p.add_argument("--init", nargs="+", default=["default", "normal"], metavar="INIT",
+                   help="placement network initialisations: default (PyTorch, kaiming-uniform), xavier and/or "
+                        "normal (N(0, 1) weights); default: default normal")
+    p.add_argument("--quick", action="store_true", help="a small, fast smoke version (not for reporting)")
     p.add_argument("--quiet", action="store_true")
 
 
 def _cmd_simulate(a):
-    from .simulate import run_simulations
+    from .simulate import ARCHITECTURES, INITS, run_simulations
     from .validation import check_choice
 
-    check_choice(a.init, ("default", "xavier", "normal"), "--init")
+    for arch in a.arch:
+        check_choice(arch, ARCHITECTURES, "--arch")
+    for init in a.init:
+        check_choice(init, INITS, "--init")
     if a.repeats < 1:
         raise InputError("--repeats", "must be >= 1")
     out = Path(a.out)
@@ -315,8 +147,9 @@ def _cmd_simulate(a):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
-        summary = run_simulations(tmp, repeats=a.repeats, seed=a.seed, device=a.device, residual=a.residual,
-                                  init=a.init, progress=not a.quiet, quick=a.quick)
+        summary = run_simulations(tmp, repeats=a.repeats, seed=a.seed, device=a.device,
+                                  architectures=tuple(dict.fromkeys(a.arch)), inits=tuple(dict.fromkeys(a.init)),
+                                  progress=not a.quiet, quick=a.quick)
         replace_dir(tmp, target)  # an existing simulations/ folder is swapped out whole
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -330,14 +163,29 @@ def _simulation_lines(summary):
     """Readable lines from the dict :func:`jnecore.simulate.run_simulations` returns."""
     for act, r in summary.get("single_neuron", {}).items():
         yield f"single neuron  {act:<11} r(JNE, |phi''|) = {r['pearson_r']:.4f} (Spearman {r['spearman_r']:.4f})"
-    for act, r in summary.get("placement", {}).items():
-        means = "  ".join(f"{k} {r[k]['mean']:.4g}±{r[k]['std']:.2g}" for k in r.get("ranked", []))
-        yield f"placement      {act:<11} {r.get('order', '')}   ({means})"
+    pl = summary.get("placement", {})
+    if pl.get("configurations"):
+        level = f"{pl.get('confidence', 0.95):.0%}"
+        yield (f"placement      paper's order {pl.get('claimed_order')}; mean JNE [{level} t CI] over "
+               f"{summary.get('config', {}).get('repeats', '?')} repeats; paired differences for adjacent pairs")
+    for c in pl.get("configurations", []):
+        yield f"placement      {c['line']}"
+        yield "                 means: " + "  ".join(
+            f"{p} {m['mean']:.4g} [{_num(m['ci_low'])}, {_num(m['ci_high'])}]" for p, m in c["means"].items())
+        yield "                 pairs: " + "  ".join(
+            f"{q['upper']}-{q['lower']} {q['mean_diff']:.4g} [{_num(q['ci_low'])}, {_num(q['ci_high'])}] "
+            f"{q['result']}" for q in c["pairs"] if q["adjacent"])
+    if pl.get("report"):
+        yield f"placement      {pl['report'][-1]}"
     sizes = summary.get("sample_size", {})
     if sizes:
         yield "sample size    r by N: " + "  ".join(f"{n}: {r['pearson_r']:.3f}" for n, r in sizes.items())
     if "total" in summary.get("timings", {}):
         yield f"took {summary['timings']['total']:.1f} s"
+
+
+def _num(x):
+    return "nan" if x is None else f"{x:.4g}"
 
 
 def _add_demo(sub):
@@ -393,7 +241,7 @@ def _add_info(sub):
     p.add_argument("bundle")
 
 
-COMMANDS = {"run": _cmd_run, "nsd-prepare": _cmd_nsd, "info": _cmd_info, "simulate": _cmd_simulate,
+COMMANDS = {"run": cmd_run, "nsd-prepare": _cmd_nsd, "info": _cmd_info, "simulate": _cmd_simulate,
             "demo": _cmd_demo, "dashboard": _cmd_dashboard}
 
 
@@ -411,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"jnecore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard):
+    for add in (add_run_parser, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard):
         add(sub)
     return parser
 
@@ -454,8 +302,8 @@ def main(argv=None) -> int:
                     signal.SIGINT: signal.signal(signal.SIGINT, _stop_then_raise(KeyboardInterrupt))}
     try:
         code = COMMANDS[args.command](args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except InputError as exc:  # a library parameter's name becomes the flag the user typed
+        print(f"error: {flag_for(exc.source)}: {cli_message(exc.problem)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(_interrupt_message(args), file=sys.stderr)

@@ -17,10 +17,10 @@ ROOTS_ENV = "JNE_BUNDLE_ROOTS"
 
 
 def app_path() -> Path:
-    """The installed ``dashboard/app.py``."""
-    spec = importlib.util.find_spec("dashboard")
+    """The dashboard's ``app.py``: shipped as ``jnecore.dashboard`` (the repository's ``dashboard/``)."""
+    spec = importlib.util.find_spec("jnecore.dashboard")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("dashboard", "the dashboard package is not installed: pip install jnecore")
+        raise InputError("jnecore.dashboard", "the dashboard is not installed: pip install jnecore")
     return Path(list(spec.submodule_search_locations)[0]) / "app.py"
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .spaces import SURFACE_SPACES, space_size
 from .validation import InputError
 
 __all__ = ["ExportError", "GIFTI_SPACES", "HEMI_STRUCTURES", "table_csv", "figure_html", "full_mesh_values",
            "map_to_gifti", "gifti_bytes", "write_gifti", "gifti_available"]
 
 #: vertices per hemisphere of the spaces a GIfTI map can be written in
-GIFTI_SPACES = {"fsLR32k": 32492, "fsaverage5": 10242, "fsaverage": 163842}
+GIFTI_SPACES = {name: space_size(name) for name in SURFACE_SPACES}
 #: GIfTI AnatomicalStructurePrimary per hemisphere
 HEMI_STRUCTURES = {"left": "CortexLeft", "right": "CortexRight"}
 

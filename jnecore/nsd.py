@@ -46,7 +46,7 @@ Processing:
 - noise ceiling (percent, per vertex): s2 = the across-repeat variance (ddof=1) of the z-scored
   trials averaged over images with >= 2 trials, ncsnr = sqrt(max(1 - s2, 0)) / sqrt(s2), and
   NC = 100 ncsnr^2 / (ncsnr^2 + mean over test images of 1 / n_trials) (NSD's formula for
-  averaged trials). Sums are kept in float32.
+  averaged trials). Sums are kept in float32 (the variances are formed from them in float64).
 - vertices: those with an ROI in any set (``--keep rois``, default) or all vertices of both
   hemispheres (``--keep all``: n_images x 327684 floats, several GB for a full subject).
 - features (``--features``): a table (.parquet / .csv) with an ``nsdId`` (or ``stimulus``)
@@ -67,7 +67,6 @@ was done, with these assumptions and the ``jne run`` command).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -81,7 +80,9 @@ from ._atomic import check_out, replace_dir
 from .validation import InputError
 
 __all__ = ["DEFAULT_ROI_SETS", "NSDPaths", "nsd_paths", "read_expdesign", "trial_images", "find_sessions",
-           "parse_sessions", "prepare_nsd", "ASSUMPTIONS"]
+           "parse_sessions", "prepare_nsd", "ASSUMPTIONS", "resolve_paths", "NSDDesign", "read_design",
+           "SessionLayout", "plan_sessions", "session_images", "read_rois", "choose_vertices", "roi_labels",
+           "RepeatSums", "read_betas", "shared_rows", "repeat_noise_ceiling", "prepared_contents", "write_prepared"]
 
 DEFAULT_ROI_SETS = ("prf-visualrois", "floc-faces", "floc-places", "floc-bodies", "floc-words")
 ASSUMPTIONS = [
@@ -131,7 +132,7 @@ class NSDPaths:
 def parse_subject(subject) -> int:
     m = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject).strip(), flags=re.I)
     if not m or not 1 <= int(m.group(1)) <= 99:
-        raise InputError("--subject", f"expected a subject number such as 1 or subj01, got {subject!r}")
+        raise InputError("subject", f"expected a subject number such as 1 or subj01, got {subject!r}")
     return int(m.group(1))
 
 
@@ -159,13 +160,13 @@ def nsd_paths(root=None, subject=1, *, betas_dir=None, betas_pattern=None, expde
         paths.roi_pattern = roi_pattern
     if ctab_pattern:
         paths.ctab_pattern = ctab_pattern
-    if roi_sets:
+    if roi_sets is not None:  # () = no ROI sets
         paths.roi_sets = tuple(roi_sets)
-    for name, value, opt in (("betas_dir", paths.betas_dir, "--betas-dir"), ("expdesign", paths.expdesign, "--expdesign")):
-        if value is None:
-            raise InputError(opt, "is required without --nsd-root")
+    for name in ("betas_dir", "expdesign"):
+        if getattr(paths, name) is None:
+            raise InputError(name, "is required without `root`")
     if paths.label_dir is None and paths.roi_sets:
-        raise InputError("--label-dir", "is required without --nsd-root (or pass --roi-sets none)")
+        raise InputError("label_dir", "is required without `root` (or pass `roi_sets` none)")
     return paths
 
 
@@ -223,7 +224,7 @@ def trial_images(design: dict, subject: int, path="nsd_expdesign.mat") -> np.nda
     """The 0-based 73k id shown on each trial of the experiment for ``subject`` (1-based)."""
     subjectim = design["subjectim"]
     if not 1 <= subject <= subjectim.shape[0]:
-        raise InputError("--subject", f"{subject} is not in {path} (it has {subjectim.shape[0]} subjects)")
+        raise InputError("subject", f"{subject} is not in {path} (it has {subjectim.shape[0]} subjects)")
     return subjectim[subject - 1, design["masterordering"] - 1] - 1
 
 
@@ -237,20 +238,20 @@ def parse_sessions(spec) -> list:
             continue
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise InputError("--sessions", f"expected numbers and ranges such as 1-3,5, got {spec!r}")
+            raise InputError("sessions", f"expected numbers and ranges such as 1-3,5, got {spec!r}")
         a, b = int(m.group(1)), int(m.group(2) or m.group(1))
         if a < 1 or b < a:
-            raise InputError("--sessions", f"bad range {part!r}")
+            raise InputError("sessions", f"bad range {part!r}")
         out.extend(range(a, b + 1))
     if not out:
-        raise InputError("--sessions", "names no session")
+        raise InputError("sessions", "names no session")
     return sorted(dict.fromkeys(out))
 
 
 def find_sessions(paths: NSDPaths) -> list:
     """Session numbers whose left-hemisphere betas file exists (the right one is checked later)."""
     if not paths.betas_dir.is_dir():
-        raise InputError(paths.betas_dir, "no such directory (the betas folder: set --betas-dir or --nsd-root)")
+        raise InputError(paths.betas_dir, "no such directory (the betas folder: set `betas_dir` or `root`)")
     found = []
     for s in range(1, 100):
         if paths.betas("lh", s).is_file():
@@ -272,7 +273,7 @@ def _read_session(path, n_expected, trials_expected):
         raise InputError(path, f"has {data.shape[1]} vertices but the other betas files have {n_expected}")
     if trials_expected is not None and data.shape[0] != trials_expected:
         raise InputError(path, f"has {data.shape[0]} trials but sessions are assumed to have {trials_expected} "
-                               "(--trials-per-session)")
+                               "(`trials_per_session`)")
     return data
 
 
@@ -288,8 +289,20 @@ def _zscore_session(Z):
     return int(const.sum())
 
 
-def _roi_maps(paths: NSDPaths, n: int, warnings: list) -> tuple:
-    """Merged ROI names over both hemispheres (2n,) object (None = no ROI), and per-set counts."""
+def read_rois(paths: NSDPaths, n: int, warnings: list) -> tuple:
+    """The ROI maps of ``paths.roi_sets``, merged over sets (earlier sets win) and hemispheres.
+
+    Parameters
+    ----------
+    paths : where the maps and their ctab files are
+    n : vertices per hemisphere of the betas' mesh (every map must have n values)
+    warnings : list that receives a line per overlap between sets
+
+    Returns
+    -------
+    roi : (2n,) object array, left then right hemisphere: the ROI name of each vertex, None = no ROI
+    counts : dict ``"<hemi>.<set>"`` -> number of vertices that set labels
+    """
     from .io._inputs import _name
     from .io._neuro import read_label_image, read_lookup
 
@@ -301,7 +314,7 @@ def _roi_maps(paths: NSDPaths, n: int, warnings: list) -> tuple:
         for hemi, off in (("lh", 0), ("rh", n)):
             f = paths.roi(hemi, name)
             if not f.is_file():
-                raise InputError(f, f"no such file (ROI set {name!r}: set --label-dir / --roi-pattern, or --roi-sets)")
+                raise InputError(f, f"no such file (ROI set {name!r}: set `label_dir` / `roi_pattern`, or `roi_sets`)")
             kind = "nifti" if str(f).lower().endswith((".nii", ".nii.gz")) else "mgh"
             values, _ = read_label_image(f, kind)
             if values.ndim != 1:
@@ -309,7 +322,7 @@ def _roi_maps(paths: NSDPaths, n: int, warnings: list) -> tuple:
             if len(values) != n:
                 raise InputError(f, f"has {len(values)} vertices but the betas have {n} per hemisphere: it is on "
                                     "another surface (NSD's subject ROIs are on the native surface); give fsaverage "
-                                    "versions (e.g. mapped with nsd_mapdata) via --label-dir / --roi-pattern")
+                                    "versions (e.g. mapped with nsd_mapdata) via `label_dir` / `roi_pattern`")
             names = _name(values, table, f, warnings)
             block = full[off:off + n]
             has = names != None  # noqa: E711
@@ -356,14 +369,14 @@ def _align_features(spec, ids_spec, image_ids, what="features"):
     mat = check_matrix(mat, spec, name="features", min_rows=1)
     if ids_spec:
         if keys is not None:
-            raise InputError(ids_spec, f"{spec} already has an id column: leave out --feature-ids")
+            raise InputError(ids_spec, f"{spec} already has an id column: leave out `feature_ids`")
         keys = read_labels(ids_spec, n=len(mat))
         if len(keys) != len(mat):
             raise InputError(ids_spec, f"has {len(keys)} ids but {spec} has {len(mat)} feature rows")
     if keys is None:
         if len(mat) != 73000:
             raise InputError(spec, f"has {len(mat)} rows: give 73000 rows in 73k order, a table with an nsdId column, "
-                                   "or --feature-ids (the 0-based 73k id of each row)")
+                                   "or `feature_ids` (the 0-based 73k id of each row)")
         return mat[image_ids]
     try:
         k = np.asarray([int(float(x)) for x in keys], dtype=np.int64)
@@ -401,7 +414,7 @@ def _align_categories(spec, image_ids, stim_info) -> np.ndarray:
         wanted = [str(int(i)) for i in image_ids]
     elif "cocoid" in cols or "coco_id" in cols:
         if stim_info is None or "cocoId" not in stim_info:
-            raise InputError(spec, "is keyed by cocoId: the stimulus info csv (--stim-info, with nsdId and cocoId) is needed")
+            raise InputError(spec, "is keyed by cocoId: the stimulus info csv (`stim_info`, with nsdId and cocoId) is needed")
         lut = dict(zip((_norm_key(x) for x in df[cols.get("cocoid", cols.get("coco_id"))]), values))
         coco = dict(zip(stim_info["nsdId"].to_numpy(), stim_info["cocoId"].map(_norm_key)))
         wanted = [coco.get(int(i), "") for i in image_ids]
@@ -412,6 +425,302 @@ def _align_categories(spec, image_ids, stim_info) -> np.ndarray:
         raise InputError(spec, f"has no category for {len(missing)} of the subject's {len(image_ids)} images "
                                f"(e.g. id {missing[0]!r})")
     return np.asarray([lut[w] for w in wanted], dtype=str)
+
+
+def resolve_paths(root=None, subject=1, *, keep: str = "rois", trials_per_session: int | None = None,
+                  **path_options) -> NSDPaths:
+    """Check the options of :func:`prepare_nsd` and resolve its input paths (:func:`nsd_paths`).
+
+    Raises :class:`InputError` naming the parameter (``keep``, ``trials_per_session``,
+    ``subject``, ``betas_dir``...) before any file is read.
+    """
+    if keep not in ("rois", "all"):
+        raise InputError("keep", f"unknown value {keep!r}: use one of rois, all")
+    if trials_per_session is not None and trials_per_session < 1:
+        raise InputError("trials_per_session", f"must be >= 1, got {trials_per_session}")
+    paths = nsd_paths(root, subject, **path_options)
+    if keep == "rois" and not paths.roi_sets:
+        raise InputError("keep", "'rois' needs ROI sets: give `roi_sets` or `keep` all")
+    return paths
+
+
+@dataclass
+class NSDDesign:
+    """One subject's experimental design.
+
+    images_of_trial : (n_experiment_trials,) int64, the 0-based 73k id shown on each trial
+    shared : (n_shared,) int64, sorted 0-based 73k ids of the shared images (sharedix)
+    stim_info : the stimulus info table (nsdId, cocoId, shared1000 when present), or None
+    """
+
+    images_of_trial: np.ndarray
+    shared: np.ndarray
+    stim_info: pd.DataFrame | None = None
+
+
+def read_design(paths: NSDPaths, warnings: list) -> NSDDesign:
+    """Read ``paths.expdesign`` (and ``paths.stim_info`` when it exists) into an :class:`NSDDesign`;
+    a shared1000 column that disagrees with sharedix adds a line to ``warnings``."""
+    design = read_expdesign(paths.expdesign)
+    images_of_trial = trial_images(design, paths.subject, paths.expdesign)
+    shared = np.unique(design["sharedix"] - 1)
+    stim_info = _read_stim_info(paths.stim_info)
+    if stim_info is not None and "shared1000" in stim_info:
+        from_csv = np.sort(stim_info.loc[stim_info["shared1000"], "nsdId"].to_numpy())
+        if len(from_csv) and not np.array_equal(from_csv, shared):
+            warnings.append(f"{paths.stim_info.name}: its shared1000 images differ from sharedix in "
+                            f"{paths.expdesign.name}; sharedix is used")
+    return NSDDesign(images_of_trial=images_of_trial, shared=shared, stim_info=stim_info)
+
+
+@dataclass
+class SessionLayout:
+    """The sessions to read and the shape of their betas.
+
+    sessions : session numbers (1-based), in reading order
+    trials_per_session : trials in every session's betas file
+    n_vertices : vertices per hemisphere of the betas' mesh
+    space : the mesh's name (e.g. "fsaverage"), or "none" for an unknown vertex count
+    first_lh : (trials_per_session, n_vertices) betas of the first session's left hemisphere, read
+        to learn the shapes and handed to :func:`read_betas` (which drops it) so it is read once
+    """
+
+    sessions: list
+    trials_per_session: int
+    n_vertices: int
+    space: str
+    first_lh: np.ndarray | None = field(default=None, repr=False)
+
+    def trials(self, session: int | None = None) -> np.ndarray:
+        """0-based experiment trial indices of ``session`` (default: of every session, in order)."""
+        if session is None:
+            return np.concatenate([self.trials(s) for s in self.sessions])
+        return (session - 1) * self.trials_per_session + np.arange(self.trials_per_session)
+
+
+def plan_sessions(paths: NSDPaths, n_experiment_trials: int, sessions=None, trials_per_session: int | None = None,
+                  warnings: list | None = None) -> SessionLayout:
+    """Check the requested sessions against the betas folder and the design; learn the mesh size and
+    the trials per session from the first session's left-hemisphere file.
+
+    Parameters
+    ----------
+    paths : where the betas files are
+    n_experiment_trials : length of the design's masterordering
+    sessions : session numbers, or None for every session found
+    trials_per_session : expected trials per session (default: the first file's count)
+    warnings : list that receives a line when the mesh size is not a known space
+    """
+    from .io._inputs import MESH_SIZES
+
+    available = find_sessions(paths)
+    sessions = list(sessions) if sessions else available
+    missing = [s for s in sessions if s not in available]
+    if missing:
+        raise InputError(paths.betas("lh", missing[0]), "no such file (a betas file of a requested session)")
+    first = _read_session(paths.betas("lh", sessions[0]), None, trials_per_session)
+    T, n = int(trials_per_session or first.shape[0]), first.shape[1]
+    space = {v: k for k, v in MESH_SIZES.items()}.get(n, "none")
+    if space == "none" and warnings is not None:
+        warnings.append(f"the betas have {n} vertices per hemisphere, not a known mesh: space 'none'")
+    last_trial = max(sessions) * T
+    if last_trial > n_experiment_trials:
+        raise InputError(paths.expdesign, f"masterordering has {n_experiment_trials} trials but session "
+                                          f"{max(sessions)} of {T} trials needs {last_trial}")
+    return SessionLayout(sessions=sessions, trials_per_session=T, n_vertices=n, space=space, first_lh=first)
+
+
+def session_images(images_of_trial: np.ndarray, layout: SessionLayout) -> np.ndarray:
+    """(n_images,) sorted 0-based 73k ids of the images shown in ``layout``'s sessions: the rows of
+    the prepared responses."""
+    return np.unique(images_of_trial[layout.trials()])
+
+
+def choose_vertices(roi: np.ndarray, keep: str, source=None) -> np.ndarray:
+    """(V,) int64 indices into ``roi`` (2n,), left then right: the labelled vertices (``keep="rois"``)
+    or all of them (``"all"``). ``source`` (the label folder) is named when none is labelled."""
+    if keep == "all":
+        return np.arange(len(roi))
+    if keep != "rois":
+        raise InputError("keep", f"unknown value {keep!r}: use one of rois, all")
+    idx = np.flatnonzero(roi != None)  # noqa: E711
+    if not len(idx):
+        raise InputError(source or "roi_sets", "the ROI maps label no vertex: nothing to keep (use `keep` all?)")
+    return idx
+
+
+def roi_labels(roi: np.ndarray, keep_idx: np.ndarray) -> np.ndarray:
+    """(V,) str ROI names of the kept vertices, "unlabelled" where none."""
+    from .io._inputs import UNLABELLED
+
+    return np.asarray([UNLABELLED if r is None else r for r in roi[keep_idx]], dtype=str)
+
+
+@dataclass
+class RepeatSums:
+    """Per-image sums of the z-scored trials over the kept vertices (float32, as accumulated).
+
+    image_ids : (N,) int64 sorted 0-based 73k ids (the rows)
+    total, total_sq : (N, V) float32 sums of the trials and of their squares
+    n_trials : (N,) int64 trials per image
+    constant : vertex-sessions that were constant within their session (set to 0)
+    """
+
+    image_ids: np.ndarray
+    total: np.ndarray
+    total_sq: np.ndarray
+    n_trials: np.ndarray
+    constant: int = 0
+
+    def mean(self) -> np.ndarray:
+        """(N, V) float32: each image's mean z-scored response."""
+        return self.total / self.n_trials[:, None].astype(np.float32)
+
+
+def _session_betas(paths: NSDPaths, layout: SessionLayout, session: int, keep_idx: np.ndarray) -> tuple:
+    """(T, V) float32 z-scored betas of one session at ``keep_idx`` (both hemispheres), and the
+    number of vertices constant within the session."""
+    n, T = layout.n_vertices, layout.trials_per_session
+    if session == layout.sessions[0] and layout.first_lh is not None:
+        lh, layout.first_lh = layout.first_lh, None
+    else:
+        lh = _read_session(paths.betas("lh", session), n, T)
+    rh = _read_session(paths.betas("rh", session), n, T)
+    left = keep_idx < n
+    Z = np.empty((T, len(keep_idx)), dtype=np.float32, order="F")  # one column per vertex, contiguous
+    Z[:, left] = lh[:, keep_idx[left]]
+    Z[:, ~left] = rh[:, keep_idx[~left] - n]
+    return Z, _zscore_session(Z)
+
+
+def read_betas(paths: NSDPaths, layout: SessionLayout, images_of_trial: np.ndarray, keep_idx: np.ndarray, *,
+               progress: bool = True, warnings: list | None = None) -> RepeatSums:
+    """Read the betas of ``layout``'s sessions at ``keep_idx``, z-score each session per vertex
+    and sum the trials of each image.
+
+    Parameters
+    ----------
+    paths, layout : from :func:`nsd_paths` / :func:`plan_sessions`
+    images_of_trial : (n_experiment_trials,) 0-based 73k id per experiment trial
+    keep_idx : (V,) vertex indices, left hemisphere 0..n-1 then right n..2n-1
+    progress : show a progress bar over the sessions (stderr)
+    warnings : list that receives a line when some vertex-sessions were constant
+
+    A stop requested with :func:`jnecore.cancel.request_stop` (Ctrl-C in the CLI) is honoured
+    before each session.
+    """
+    from scipy import sparse
+
+    from .cancel import check_stop
+    from .progress import progress_bar
+
+    image_ids = session_images(images_of_trial, layout)
+    N, V, T = len(image_ids), len(keep_idx), layout.trials_per_session
+    sums = RepeatSums(image_ids, np.zeros((N, V), np.float32), np.zeros((N, V), np.float32), np.zeros(N, np.int64))
+    for s in progress_bar(layout.sessions, desc="NSD sessions", enabled=progress, unit="session"):
+        check_stop()
+        Z, constant = _session_betas(paths, layout, s, keep_idx)
+        sums.constant += constant
+        rows = np.searchsorted(image_ids, images_of_trial[layout.trials(s)])
+        A = sparse.csr_matrix((np.ones(T, dtype=np.float32), (rows, np.arange(T))), shape=(N, T))
+        sums.total += A @ Z
+        sums.total_sq += A @ (Z * Z)
+        sums.n_trials += np.bincount(rows, minlength=N)
+    layout.first_lh = None
+    if sums.constant and warnings is not None:
+        warnings.append(f"{sums.constant} vertex-sessions were constant within a session (set to 0 after z-scoring)")
+    return sums
+
+
+def shared_rows(image_ids: np.ndarray, shared: np.ndarray, warnings: list) -> np.ndarray:
+    """(n_test,) row indices of the shared images among ``image_ids`` (the test set)."""
+    rows = np.flatnonzero(np.isin(image_ids, shared))
+    if len(rows) < len(shared):
+        warnings.append(f"{len(rows)} of the {len(shared)} shared images were shown in the given sessions")
+    return rows
+
+
+def repeat_noise_ceiling(sums: RepeatSums, test_rows: np.ndarray, warnings: list) -> np.ndarray | None:
+    """(V,) noise ceiling (percent) of the test images' averaged responses, from the repeats
+    (:func:`jnecore.scoring.noise_ceiling` with each test image's trial count), or None (with a
+    warning) when no image has two trials or there is no test image."""
+    from .scoring import ncsnr_from_sums, noise_ceiling
+
+    if not (sums.n_trials >= 2).any():
+        warnings.append("no image has two or more trials in the given sessions: no noise ceiling")
+        return None
+    if not len(test_rows):
+        warnings.append("no shared image was shown in the given sessions: no noise ceiling")
+        return None
+    snr = ncsnr_from_sums(sums.total, sums.total_sq, sums.n_trials)
+    return noise_ceiling(ncsnr=snr, n=sums.n_trials[test_rows])
+
+
+def prepared_contents(sums: RepeatSums, test_rows, keep_idx, roi, shared, *, noise_ceiling=None, features=None,
+                      categories=None, stim_info=None) -> dict:
+    """What the prepared folder holds: {key: (file name, content)}, content an array for .npy
+    files and a DataFrame for .csv files; every key but ``stimuli_info`` goes in prepare.json's
+    ``files`` (what ``jne run --prepared`` reads).
+
+    sums : :class:`RepeatSums`; test_rows : (n_test,); keep_idx, roi : (V,); shared : (n_shared,)
+    noise_ceiling : (V,); features : (N, D); categories : (N,) str; all optional
+    """
+    ids = sums.image_ids
+    out = {"responses": ("responses.npy", sums.mean()),
+           "stimulus_ids": ("stimulus_ids.csv", pd.DataFrame({"stimulus": ids})),
+           "test_index": ("test_index.csv", pd.DataFrame({"test_index": test_rows})),
+           "rois": ("rois.csv", pd.DataFrame({"roi": roi})),
+           "vertices": ("vertices.csv", pd.DataFrame({"vertex": keep_idx.astype(np.int64)}))}
+    if noise_ceiling is not None:
+        out["noise_ceiling"] = ("noise_ceiling.csv", pd.DataFrame({"noise_ceiling": noise_ceiling}))
+    if features is not None:
+        out["features"] = ("features.npy", features)
+    if categories is not None:
+        out["categories"] = ("categories.csv", pd.DataFrame({"category": categories}))
+    info = pd.DataFrame({"stimulus": ids, "nsd73k": ids + 1, "n_trials": sums.n_trials, "shared": np.isin(ids, shared)})
+    if stim_info is not None and "cocoId" in stim_info:
+        info["cocoId"] = info["stimulus"].map(dict(zip(stim_info["nsdId"], stim_info["cocoId"])))
+    out["stimuli_info"] = ("stimuli_info.csv", info)
+    return out
+
+
+def write_prepared(out, contents: dict, summary: dict, *, overwrite: bool = False) -> Path:
+    """Write ``contents`` (see :func:`prepared_contents`; arrays as float32 .npy, tables as .csv)
+    and ``summary`` (prepare.json) into a temporary sibling of ``out``, then rename it into place:
+    on any failure nothing is left behind and an existing ``out`` is untouched."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        for name, value in contents.values():
+            if name.endswith(".npy"):
+                np.save(tmp / name, np.ascontiguousarray(value, dtype=np.float32), allow_pickle=False)
+            else:
+                value.to_csv(tmp / name, index=False)
+        (tmp / "prepare.json").write_text(json.dumps(summary, indent=2))
+        replace_dir(tmp, out, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _summary(out, paths: NSDPaths, layout: SessionLayout, keep: str, sums: RepeatSums, n_test: int, files: dict,
+             roi_counts: dict, inputs: dict, warnings: list) -> dict:
+    """prepare.json: what was done, from what, and the ``jne run`` command."""
+    sources = {"root": paths.root, "betas_dir": paths.betas_dir, "betas_pattern": paths.betas_pattern,
+               "expdesign": paths.expdesign, "stim_info": paths.stim_info, "label_dir": paths.label_dir,
+               "roi_pattern": paths.roi_pattern, "ctab_pattern": paths.ctab_pattern, **inputs}
+    return {
+        "format": "jnecore.nsd-prepare", "subject": paths.subj, "space": layout.space, "files": files,
+        "sessions": layout.sessions, "trials_per_session": layout.trials_per_session, "keep": keep,
+        "roi_sets": list(paths.roi_sets),
+        "counts": {"images": len(sums.image_ids), "test": int(n_test), "vertices": sums.total.shape[1],
+                   "trials": int(sums.n_trials.sum()), "roi_vertices": roi_counts},
+        "sources": {k: str(v) for k, v in sources.items() if v is not None},
+        "assumptions": ASSUMPTIONS, "warnings": warnings,
+        "jne_run": f"jne run --prepared {out} --out BUNDLE" + ("" if "features" in files else " --features FEATURES"),
+    }
 
 
 def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feature_ids=None, categories=None,
@@ -427,148 +736,34 @@ def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feat
     categories : path, optional
     keep : "rois" (vertices with an ROI) or "all"
     trials_per_session : int, optional (default: the first session file's trial count)
+    progress : show a progress bar over the sessions
     path_options : betas_dir, betas_pattern, expdesign, stim_info, label_dir, roi_pattern,
         ctab_pattern, roi_sets (see :func:`nsd_paths`)
-    """
-    from scipy import sparse
 
-    from .io._inputs import MESH_SIZES, UNLABELLED
-    from .progress import progress_bar
+    Every input is checked (features and categories included) before the betas are read; a stop
+    requested with :func:`jnecore.cancel.request_stop` is honoured between sessions.
+    """
+    from .cancel import check_stop
 
     out = Path(out)
     check_out(out, overwrite)
-    if keep not in ("rois", "all"):
-        raise InputError("--keep", f"unknown value {keep!r}: use one of rois, all")
-    paths = nsd_paths(root, subject, **path_options)
-    if keep == "rois" and not paths.roi_sets:
-        raise InputError("--keep", "'rois' needs ROI sets: give --roi-sets or --keep all")
+    paths = resolve_paths(root, subject, keep=keep, trials_per_session=trials_per_session, **path_options)
     warnings = []
-    design = read_expdesign(paths.expdesign)
-    images_of_trial = trial_images(design, paths.subject, paths.expdesign)
-    shared = np.unique(design["sharedix"] - 1)
-    stim_info = _read_stim_info(paths.stim_info)
-    if stim_info is not None and "shared1000" in stim_info:
-        from_csv = np.sort(stim_info.loc[stim_info["shared1000"], "nsdId"].to_numpy())
-        if len(from_csv) and not np.array_equal(from_csv, shared):
-            warnings.append(f"{paths.stim_info.name}: its shared1000 images differ from sharedix in "
-                            f"{paths.expdesign.name}; sharedix is used")
-    available = find_sessions(paths)
-    sessions = list(sessions) if sessions else available
-    missing = [s for s in sessions if s not in available]
-    if missing:
-        raise InputError(paths.betas("lh", missing[0]), "no such file (a betas file of a requested session)")
-
-    # first session: mesh size and trials per session
-    first = _read_session(paths.betas("lh", sessions[0]), None, trials_per_session)
-    T = int(trials_per_session or first.shape[0])
-    n = first.shape[1]
-    space = {v: k for k, v in MESH_SIZES.items()}.get(n, "none")
-    if space == "none":
-        warnings.append(f"the betas have {n} vertices per hemisphere, not a known mesh: space 'none'")
-    last_trial = max(sessions) * T
-    if last_trial > len(images_of_trial):
-        raise InputError(paths.expdesign, f"masterordering has {len(images_of_trial)} trials but session "
-                                          f"{max(sessions)} of {T} trials needs {last_trial}")
-
-    if paths.roi_sets:
-        roi_full, roi_counts = _roi_maps(paths, n, warnings)
-    else:
-        roi_full, roi_counts = np.full(2 * n, None, dtype=object), {}
-    if keep == "rois":
-        keep_idx = np.flatnonzero(roi_full != None)  # noqa: E711
-        if not len(keep_idx):
-            raise InputError(paths.label_dir, "the ROI maps label no vertex: nothing to keep (use --keep all?)")
-    else:
-        keep_idx = np.arange(2 * n)
-    lh_idx = keep_idx[keep_idx < n]
-    rh_idx = keep_idx[keep_idx >= n] - n
-
-    trials = np.concatenate([(s - 1) * T + np.arange(T) for s in sessions])
-    image_ids = np.unique(images_of_trial[trials])
-    row_of = {int(i): r for r, i in enumerate(image_ids)}
-    n_img, V = len(image_ids), len(keep_idx)
-    total = np.zeros((n_img, V), dtype=np.float32)
-    total_sq = np.zeros((n_img, V), dtype=np.float32)
-    n_trials = np.zeros(n_img, dtype=np.int64)
-    const_cols = 0
-    bar = progress_bar(sessions, desc="NSD sessions", enabled=progress, unit="session")
-    for s in bar:
-        lh = first if s == sessions[0] else _read_session(paths.betas("lh", s), n, T)
-        rh = _read_session(paths.betas("rh", s), n, T)
-        Z = np.concatenate([lh[:, lh_idx], rh[:, rh_idx]], axis=1).astype(np.float32)
-        del lh, rh
-        const_cols += _zscore_session(Z)
-        rows = np.asarray([row_of[int(i)] for i in images_of_trial[(s - 1) * T + np.arange(T)]])
-        A = sparse.csr_matrix((np.ones(T, dtype=np.float32), (rows, np.arange(T))), shape=(n_img, T))
-        total += A @ Z
-        total_sq += A @ (Z * Z)
-        n_trials += np.bincount(rows, minlength=n_img)
-    first = None
-    if const_cols:
-        warnings.append(f"{const_cols} vertex-sessions were constant within a session (set to 0 after z-scoring)")
-    mean = total / n_trials[:, None].astype(np.float32)
-
-    test_rows = np.flatnonzero(np.isin(image_ids, shared))
-    if len(test_rows) < len(shared):
-        warnings.append(f"{len(test_rows)} of the {len(shared)} shared images were shown in the given sessions")
-    nc = None
-    rep = n_trials >= 2
-    if rep.any() and len(test_rows):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = (total_sq[rep] - total[rep] ** 2 / n_trials[rep, None]) / (n_trials[rep, None] - 1)
-            s2 = np.clip(var, 0, None).mean(0).astype(np.float64)
-            ncsnr2 = np.maximum(1.0 - s2, 0.0) / s2
-            inv_n = float(np.mean(1.0 / n_trials[test_rows]))
-            nc = np.where(np.isposinf(ncsnr2), 100.0, 100.0 * ncsnr2 / (ncsnr2 + inv_n))
-    else:
-        warnings.append("no image has two or more trials in the given sessions: no noise ceiling")
-    del total, total_sq
-
+    design = read_design(paths, warnings)
+    layout = plan_sessions(paths, len(design.images_of_trial), sessions, trials_per_session, warnings)
+    image_ids = session_images(design.images_of_trial, layout)
     feats = _align_features(features, feature_ids, image_ids) if features else None
-    cats = _align_categories(categories, image_ids, stim_info) if categories else None
-    roi = np.asarray([UNLABELLED if r is None else r for r in roi_full[keep_idx]], dtype=str)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        files = {"responses": "responses.npy", "stimulus_ids": "stimulus_ids.csv", "test_index": "test_index.csv",
-                 "rois": "rois.csv", "vertices": "vertices.csv"}
-        np.save(tmp / "responses.npy", np.ascontiguousarray(mean, dtype=np.float32), allow_pickle=False)
-        pd.DataFrame({"stimulus": image_ids}).to_csv(tmp / "stimulus_ids.csv", index=False)
-        pd.DataFrame({"test_index": test_rows}).to_csv(tmp / "test_index.csv", index=False)
-        pd.DataFrame({"roi": roi}).to_csv(tmp / "rois.csv", index=False)
-        pd.DataFrame({"vertex": keep_idx.astype(np.int64)}).to_csv(tmp / "vertices.csv", index=False)
-        if nc is not None:
-            pd.DataFrame({"noise_ceiling": nc}).to_csv(tmp / "noise_ceiling.csv", index=False)
-            files["noise_ceiling"] = "noise_ceiling.csv"
-        if feats is not None:
-            np.save(tmp / "features.npy", np.ascontiguousarray(feats, dtype=np.float32), allow_pickle=False)
-            files["features"] = "features.npy"
-        if cats is not None:
-            pd.DataFrame({"category": cats}).to_csv(tmp / "categories.csv", index=False)
-            files["categories"] = "categories.csv"
-        info = pd.DataFrame({"stimulus": image_ids, "nsd73k": image_ids + 1, "n_trials": n_trials,
-                             "shared": np.isin(image_ids, shared)})
-        if stim_info is not None and "cocoId" in stim_info:
-            info["cocoId"] = info["stimulus"].map(dict(zip(stim_info["nsdId"], stim_info["cocoId"])))
-        info.to_csv(tmp / "stimuli_info.csv", index=False)
-        summary = {
-            "format": "jnecore.nsd-prepare", "subject": paths.subj, "space": space, "files": files,
-            "sessions": sessions, "trials_per_session": T, "keep": keep, "roi_sets": list(paths.roi_sets),
-            "counts": {"images": n_img, "test": int(len(test_rows)), "vertices": V, "trials": int(n_trials.sum()),
-                       "roi_vertices": roi_counts},
-            "sources": {k: str(v) for k, v in (("root", paths.root), ("betas_dir", paths.betas_dir),
-                                                ("betas_pattern", paths.betas_pattern), ("expdesign", paths.expdesign),
-                                                ("stim_info", paths.stim_info), ("label_dir", paths.label_dir),
-                                                ("roi_pattern", paths.roi_pattern), ("ctab_pattern", paths.ctab_pattern),
-                                                ("features", features), ("feature_ids", feature_ids),
-                                                ("categories", categories)) if v is not None},
-            "assumptions": ASSUMPTIONS, "warnings": warnings,
-            "jne_run": f"jne run --prepared {out} --out BUNDLE" + ("" if feats is not None else " --features FEATURES"),
-        }
-        (tmp / "prepare.json").write_text(json.dumps(summary, indent=2))
-        replace_dir(tmp, out, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    cats = _align_categories(categories, image_ids, design.stim_info) if categories else None
+    roi, roi_counts = read_rois(paths, layout.n_vertices, warnings)
+    keep_idx = choose_vertices(roi, keep, paths.label_dir)
+    sums = read_betas(paths, layout, design.images_of_trial, keep_idx, progress=progress, warnings=warnings)
+    test_rows = shared_rows(sums.image_ids, design.shared, warnings)
+    nc = repeat_noise_ceiling(sums, test_rows, warnings)
+    contents = prepared_contents(sums, test_rows, keep_idx, roi_labels(roi, keep_idx), design.shared,
+                                 noise_ceiling=nc, features=feats, categories=cats, stim_info=design.stim_info)
+    files = {k: name for k, (name, _) in contents.items() if k != "stimuli_info"}
+    inputs = {"features": features, "feature_ids": feature_ids, "categories": categories}
+    summary = _summary(out, paths, layout, keep, sums, len(test_rows), files, roi_counts, inputs, warnings)
+    check_stop()
+    write_prepared(out, contents, summary, overwrite=overwrite)
     return out, summary

@@ -5,11 +5,14 @@ Every function is vectorised over voxels (the last axis).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
-__all__ = ["r2_score", "bh_fdr", "bootstrap_significance", "Significance", "noise_ceiling"]
+__all__ = ["r2_score", "bh_fdr", "bootstrap_significance", "Significance", "noise_ceiling", "ncsnr_from_repeats",
+           "ncsnr_from_sums", "ncsnr_from_trials"]
 
 
 def _pair(y, yhat):
@@ -38,20 +41,21 @@ def r2_score(y, yhat) -> np.ndarray:
 
 
 def bh_fdr(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q) for a 1-D array of p-values; NaN stays NaN."""
+    """Benjamini-Hochberg adjusted p-values (q), by :func:`scipy.stats.false_discovery_control`.
+
+    p : array of p-values in [0, 1], any shape (treated as one family); NaN or inf marks a
+        missing value: it stays NaN in q and does not count in the number of tests m.
+
+    Returns q with the shape of ``p``. Needs scipy >= 1.11.
+    """
     p = np.asarray(p, dtype=np.float64)
     q = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
+    if not ok.any():
         return q
-    pv = p[ok]
-    order = np.argsort(pv, kind="mergesort")
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.clip(ranked, 0.0, 1.0)
-    q[ok] = out
+    if np.any((p[ok] < 0) | (p[ok] > 1)):
+        raise ValueError("p must hold p-values in [0, 1] (NaN for a missing one)")
+    q[ok] = stats.false_discovery_control(p[ok], method="bh")
     return q
 
 
@@ -102,14 +106,73 @@ def bootstrap_significance(y, yhat, n_boot: int = 200, alpha: float = 0.05, seed
     return Significance(r2=r2, p=p, q=q, significant=np.nan_to_num(q, nan=1.0) < alpha)
 
 
-def noise_ceiling(repeats, n: int = 1) -> np.ndarray:
-    """NSD noise ceiling (percent of explainable variance) per voxel.
+def _ncsnr_from_s2(s2) -> np.ndarray:
+    """ncsnr = sqrt(max(1 - s2, 0)) / sqrt(s2) for z-scored responses with noise variance s2."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(np.maximum(1.0 - s2, 0.0)) / np.sqrt(s2)
 
-    repeats : (n_images, n_repeats, V) z-scored single-trial responses; NaN marks a missing
-        repeat. s2 is the across-repeat variance (ddof=1) averaged over images,
-        ncsnr = sqrt(max(1 - s2, 0)) / sqrt(s2), NC = 100 * n ncsnr^2 / (1 + n ncsnr^2).
-    n : int
-        Number of trials averaged per image in the data being modelled.
+
+def ncsnr_from_sums(total, total_sq, counts, *, chunk: int = 1024) -> np.ndarray:
+    """NSD's noise-ceiling SNR per voxel from per-image sums of z-scored single trials.
+
+    s2 is the across-repeat variance (ddof=1) averaged over the images with two or more trials
+    (a variance below 0 from rounding counts as 0), ncsnr = sqrt(max(1 - s2, 0)) / sqrt(s2).
+
+    Parameters
+    ----------
+    total : (n_images, V) sum of each image's trials
+    total_sq : (n_images, V) sum of their squares
+    counts : (n_images,) trials per image
+    chunk : images per block (the variances are formed in float64 one block at a time)
+
+    Returns
+    -------
+    (V,) float64; NaN when no image has two trials, inf when the repeats are identical.
+    """
+    total, total_sq = np.asarray(total), np.asarray(total_sq)
+    counts = np.asarray(counts)
+    if total.ndim != 2 or total_sq.shape != total.shape or counts.shape != total.shape[:1]:
+        raise ValueError(f"total, total_sq must be (n_images, V) and counts (n_images,), got shapes "
+                         f"{total.shape}, {total_sq.shape}, {counts.shape}")
+    rep = np.flatnonzero(counts >= 2)
+    acc = np.zeros(total.shape[1])
+    for start in range(0, len(rep), chunk):
+        i = rep[start:start + chunk]
+        n = counts[i, None].astype(np.float64)
+        t = total[i].astype(np.float64)
+        acc += np.clip((total_sq[i] - t * t / n) / (n - 1), 0.0, None).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _ncsnr_from_s2(acc / len(rep))
+
+
+def ncsnr_from_trials(betas, images) -> np.ndarray:
+    """:func:`ncsnr_from_sums` of single trials grouped by image.
+
+    betas : (n_trials, V) or (n_trials,) z-scored single-trial responses
+    images : (n_trials,) the image (any hashable label) of each trial
+
+    Returns (V,).
+    """
+    b = np.asarray(betas, dtype=np.float64)
+    b = b[:, None] if b.ndim == 1 else b
+    images = np.asarray(images)
+    if b.ndim != 2 or images.shape != b.shape[:1]:
+        raise ValueError(f"betas must be (n_trials, V) and images (n_trials,), got shapes {b.shape}, {images.shape}")
+    _, rows = np.unique(images, return_inverse=True)
+    rows = rows.ravel()
+    n_img = int(rows.max()) + 1 if len(rows) else 0
+    total, total_sq = np.zeros((n_img, b.shape[1])), np.zeros((n_img, b.shape[1]))
+    np.add.at(total, rows, b)
+    np.add.at(total_sq, rows, b * b)
+    return ncsnr_from_sums(total, total_sq, np.bincount(rows, minlength=n_img))
+
+
+def ncsnr_from_repeats(repeats) -> np.ndarray:
+    """NSD's noise-ceiling SNR per voxel from repeats stacked per image.
+
+    repeats : (n_images, n_repeats >= 2, V) or (n_images, n_repeats) z-scored single-trial
+        responses; NaN marks a missing repeat. s2 is the across-repeat variance (ddof=1) averaged
+        over the images with two or more repeats, ncsnr = sqrt(max(1 - s2, 0)) / sqrt(s2).
 
     Returns (V,).
     """
@@ -118,9 +181,45 @@ def noise_ceiling(repeats, n: int = 1) -> np.ndarray:
         r = r[:, :, None]
     if r.ndim != 3 or r.shape[1] < 2:
         raise ValueError(f"repeats must be (n_images, n_repeats >= 2, V), got shape {r.shape}")
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with warnings.catch_warnings():  # images with fewer than 2 repeats: NaN variance, left out
+        warnings.simplefilter("ignore", RuntimeWarning)
         s2 = np.nanmean(np.nanvar(r, axis=1, ddof=1), axis=0)
-        ncsnr = np.sqrt(np.maximum(1.0 - s2, 0.0)) / np.sqrt(s2)
-        snr2 = n * ncsnr ** 2
+    return _ncsnr_from_s2(s2)
+
+
+def _mean_inverse(n) -> float:
+    n = np.asarray(n, dtype=np.float64)
+    if n.ndim > 1 or n.size == 0 or not np.all(np.isfinite(n)) or np.any(n < 1):
+        raise ValueError(f"n must be a number of trials >= 1 or a 1-D array of per-image trial counts >= 1, got {n!r}")
+    return float(np.mean(1.0 / n))
+
+
+def noise_ceiling(repeats=None, n=1, *, ncsnr=None) -> np.ndarray:
+    """NSD noise ceiling (percent of explainable variance) per voxel.
+
+    NC = 100 ncsnr^2 / (ncsnr^2 + mean_i 1 / n_i), NSD's formula for responses averaged over n_i
+    trials per image; with n_i = n for every image it is 100 n ncsnr^2 / (1 + n ncsnr^2).
+
+    Parameters
+    ----------
+    repeats : (n_images, n_repeats, V) or (n_images, n_repeats), optional
+        z-scored single-trial responses, NaN = a missing repeat; ncsnr from
+        :func:`ncsnr_from_repeats`. Give either ``repeats`` or ``ncsnr``.
+    n : int or (n_images,) array
+        Trials averaged per image in the data being modelled: one number for all images, or the
+        trial count of each (test) image, whose mean of 1 / n is used.
+    ncsnr : (V,), optional
+        A precomputed SNR (:func:`ncsnr_from_sums`, :func:`ncsnr_from_trials`).
+
+    Returns
+    -------
+    (V,): 100 where ncsnr is infinite (identical repeats), 0 where s2 >= 1.
+    """
+    if (repeats is None) == (ncsnr is None):
+        raise ValueError("give either repeats or ncsnr")
+    snr = ncsnr_from_repeats(repeats) if ncsnr is None else np.asarray(ncsnr, dtype=np.float64)
+    inv_n = _mean_inverse(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr2 = snr ** 2
         # identical repeats (s2 == 0): ncsnr is infinite and the ceiling is its limit, 100
-        return np.where(np.isposinf(snr2), 100.0, 100.0 * snr2 / (1.0 + snr2))
+        return np.where(np.isposinf(snr2), 100.0, 100.0 * snr2 / (snr2 + inv_n))

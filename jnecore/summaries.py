@@ -17,7 +17,7 @@ from .atlas import LEVELS as LEVEL_ORDER
 from .scoring import bh_fdr
 
 __all__ = [
-    "LEVEL_ORDER", "level_rank", "roi_summary", "level_summary", "pairwise_tests", "group_moj",
+    "LEVEL_ORDER", "level_rank", "order_rois", "roi_summary", "level_summary", "pairwise_tests", "group_moj",
     "roi_group_table", "top_stimuli", "group_drivers",
 ]
 
@@ -50,6 +50,13 @@ def roi_summary(vertices: pd.DataFrame, metric: str = "jne", *, significant_only
     """
     v = _select(vertices, metric, significant_only)
     out = _describe(v.groupby(["roi", "level"], observed=True)[metric]).reset_index()
+    return order_rois(out, roi_order)
+
+
+def order_rois(summary: pd.DataFrame, roi_order=None) -> pd.DataFrame:
+    """Rows of a per-ROI table (columns roi, level, mean) in hierarchy order: by level, then by
+    ``roi_order`` (e.g. the hierarchy table's order) when given, else by mean."""
+    out = summary.copy()
     out["_level"] = level_rank(out["level"])
     if roi_order is not None:
         rank = {r: i for i, r in enumerate(roi_order)}

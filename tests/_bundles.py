@@ -47,8 +47,7 @@ def variant_bundle(src, out, *, seed: int = 1, name: str = "variant (perturbed c
     key = ("variant", str(out))
     if key in _CACHE:
         return _CACHE[key]
-    from jnecore.bundle import load_bundle, write_bundle
-    from jnecore.pipeline import _summary_tables
+    from jnecore.bundle import load_bundle, summary_tables, write_bundle
 
     b = load_bundle(src)
     rng = np.random.default_rng(seed)
@@ -64,8 +63,8 @@ def variant_bundle(src, out, *, seed: int = 1, name: str = "variant (perturbed c
     if clusters:
         stimuli["cluster"] = [f"c{int(x):02d}" for x in rng.integers(0, clusters, len(stimuli))]
     ss = np.asarray(b.jne_ss, dtype=np.float32) * np.float32(1.1)
-    test_cats = b.test_stimuli["category"].astype(str).to_numpy()
-    tables = _summary_tables(v, ss, test_cats)
+    test = stimuli[stimuli["split"].astype(str) == "test"].reset_index(drop=True)
+    tables = summary_tables(v, ss, test[[c for c in ("category", "cluster") if c in test.columns]])
     man = {k: val for k, val in b.manifest.items() if k not in ("tables", "encoders")}
     man["name"] = name
     sims = b.simulations_dir if simulations else None

@@ -181,7 +181,7 @@ CASES = [
      r"error: {d}/ids\.csv: repeats a stimulus id"),
     ("unknown-norm", _noop, {"--norm": "l3"}, r"error: --norm: unknown value 'l3': use one of l1, l2, zl1, zl2"),
     ("unknown-groups", _noop, {"--groups": "kmeans"},
-     r"error: --groups: unknown value 'kmeans': use one of auto, categories, clusters, both, none"),
+     r"error: --grouping: unknown value 'kmeans': use one of auto, categories, clusters, both, none"),
     ("unknown-space", _noop, {"--space": "mni"},
      r"error: --space: unknown value 'mni': use one of auto, fsLR32k, fsaverage5, fsaverage, volume, none"),
     ("unknown-activation", _noop, {"--activation": "softmax"},

@@ -303,6 +303,50 @@ def test_performance_with_and_without_noise_ceiling(folder, roots):
     assert counts["n_vertices"].sum() > 0
 
 
+def _with_ridge(src, out) -> Path:
+    """A copy of the bundle at ``src`` whose vertex table has the ridge baseline's ``r2_ridge``."""
+    import shutil
+
+    import pandas as pd
+
+    shutil.copytree(src, out)
+    v = pd.read_parquet(out / "vertices.parquet")
+    v["r2_ridge"] = v["r2_linear"] - 0.01 + np.random.default_rng(3).normal(0, 0.01, len(v))
+    v.to_parquet(out / "vertices.parquet", index=False)
+    return out
+
+
+def test_performance_ridge_baseline(folder, roots, tmp_path):
+    import pandas as pd
+
+    path = _with_ridge(folder / "b_variant", tmp_path / "ridge")
+    v = pd.read_parquet(path / "vertices.parquet")
+    roots(path)
+    at = run_page("4_Encoding_performance.py")
+    assert_clean(at)
+    figs = figures(at)
+    assert [t["name"] for t in figs["r2_roi"]["data"]] == ["linear", "nonlinear", "ridge"]
+    assert [t["name"] for t in figs["r2_dist"]["data"]] == ["linear", "nonlinear", "ridge"]
+    assert title(figs["ridge_scatter"]).startswith("linear vs ridge R²")
+    table = table_with(at, "encoder", "share_above_ridge").set_index("encoder")
+    assert table.loc["linear", "share_above_ridge"] == pytest.approx(np.mean(v["r2_linear"] > v["r2_ridge"]))
+    assert any("≥ 80% of ceiling (ridge)" in m.label for m in at.metric)
+    at.radio(key="p_ridge_net").set_value("nonlinear").run()
+    assert_clean(at)
+    assert title(figures(at)["ridge_scatter"]).startswith("nonlinear vs ridge R²")
+    at.radio(key="p_model").set_value("ridge").run()
+    assert "ridge encoder" in title(figures(at)["nc_density"])
+
+    roots(folder / "b_variant")  # no r2_ridge: the page as before, with a note
+    at = run_page("4_Encoding_performance.py")
+    assert_clean(at)
+    figs = figures(at)
+    assert "r2_dist" not in figs and "ridge_scatter" not in figs
+    assert [t["name"] for t in figs["r2_roi"]["data"]] == ["linear", "nonlinear"]
+    assert "ridge" not in at.radio(key="p_model").options
+    assert any("no ridge baseline" in c.value for c in at.caption)
+
+
 # ------------------------------------------------------------------------------------------ simulations
 
 
@@ -311,13 +355,36 @@ def test_simulations_present_and_missing(folder, roots):
     at = run_page("5_Simulations.py")
     assert_clean(at)
     figs = figures(at)
-    assert {"single_neuron", "placement", "sample_size"} <= set(figs)
+    assert {"single_neuron", "placement", "placement_pairs", "sample_size"} <= set(figs)
+    order = table_with(at, "claimed_order", "measured_order", "verdict")
+    assert len(order) == 2 * 2 * 4 and (order["claimed_order"] == "none < Loc1 < Loc2 < both").all()
+    assert any("paper's order holds in" in m.value for m in list(at.success) + list(at.warning))
     at.radio(key="sim_err").set_value("sem").run()
     assert_clean(at)
     roots(folder / "b_variant")  # written without simulations
     at = run_page("5_Simulations.py")
     assert_clean(at)
     assert any("jne simulate --out" in i.value for i in at.info)
+
+
+def test_simulations_from_before_the_comparison(folder, roots, tmp_path):
+    """The committed sample's simulations tables (no architecture / init / CI columns, no order or
+    pairs tables): a one-line note, the old figure, no crash."""
+    import shutil
+
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "sample" / "simulations"
+    old = tmp_path / "old_sims"
+    shutil.copytree(folder / "a_demo", old)
+    shutil.rmtree(old / "simulations")
+    shutil.copytree(sample, old / "simulations")
+    assert not (old / "simulations" / "placement_order.parquet").exists()
+    roots(old)
+    at = run_page("5_Simulations.py")
+    assert_clean(at)
+    assert any("predate the paper-vs-measured comparison" in i.value for i in at.info)
+    assert "placement" in figures(at) and "placement_pairs" not in figures(at)
+    at.radio(key="sim_err").set_value("sem").run()
+    assert_clean(at)
 
 
 # ------------------------------------------------------------------------------------------ compare
@@ -358,8 +425,7 @@ def _odd_bundle(path, *, space, significant):
     """A tiny bundle written directly: no mesh space or no significant vertex, one stimulus group."""
     import pandas as pd
 
-    from jnecore.bundle import write_bundle
-    from jnecore.pipeline import _summary_tables
+    from jnecore.bundle import summary_tables, write_bundle
 
     rng = np.random.default_rng(0)
     V, n_test = 30, 6
@@ -371,7 +437,7 @@ def _odd_bundle(path, *, space, significant):
     ss = rng.gamma(2, 0.01, (n_test, V)).astype(np.float32) if significant else np.full((n_test, V), np.nan, np.float32)
     stimuli = pd.DataFrame({"stimulus": [f"s{i}" for i in range(10)], "split": ["test"] * n_test + ["train"] * 4,
                             "category": "all"})
-    tables = _summary_tables(v, ss, np.array(["all"] * n_test))
+    tables = summary_tables(v, ss, pd.DataFrame({"category": ["all"] * n_test}))
     write_bundle(path, vertices=v, jne_ss=ss, stimuli=stimuli, manifest={"space": space, "config": {}}, tables=tables)
     return path
 

@@ -86,7 +86,7 @@ def test_run_auto_groups_clusters_without_categories(tmp_path):
     assert list(rc.columns) == list(b.table("roi_group").columns)
     assert set(rc["group"]) == set(test["cluster"]) and set(rc["roi"]) <= {"V1", "PPA"}
     assert b.manifest["grouping"]["k"] == test["cluster"].nunique()
-    assert b.manifest["config"]["groups"] == "auto"
+    assert b.manifest["config"]["grouping"] == "auto"
 
 
 def test_run_groups_options(tmp_path, capsys):

@@ -7,6 +7,9 @@ it deliberately imports nothing from ``jnecore.jacobian``.
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ import torch
 from torch import nn
 
 from jnecore import compute_jne
+from jnecore.backend import exact_fp32
 from jnecore.encoders import ResidualMLP
 
 
@@ -372,3 +376,391 @@ def test_bad_inputs_raise_value_error():
         compute_jne(model, X, batch_size=0, device="cpu")
     with pytest.raises(ValueError):
         compute_jne(model, np.array([["a"] * D] * N), device="cpu")
+
+
+# ---------------------------------------------------------------- readout shortcut only where proven
+
+
+class SigmoidHead(nn.Module):
+    """Has ``features`` and an ``nn.Linear`` ``readout``, but forward applies a sigmoid after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(D, H), nn.Tanh())
+        self.readout = nn.Linear(H, V)
+
+    def forward(self, x):
+        return torch.sigmoid(self.readout(self.features(x)))
+
+
+class DecoyFeatures(nn.Module):
+    """``features`` and ``readout`` exist, but forward goes through ``trunk``, not ``features``."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(D, H), nn.ReLU())
+        self.trunk = nn.Sequential(nn.Linear(D, H), nn.GELU())
+        self.readout = nn.Linear(H, V)
+
+    def forward(self, x):
+        return self.readout(self.trunk(x))
+
+
+class Wrapper(nn.Module):
+    """A ResidualMLP held as ``.net``, plus a nonlinear output stage."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = ResidualMLP(D, V, hidden=H, activation="gelu", bias=True)
+
+    def forward(self, x):
+        return torch.nn.functional.softplus(self.net(x))
+
+
+class SeqWithOwnForward(nn.Sequential):
+    """An nn.Sequential ending in nn.Linear whose forward squares the output."""
+
+    def forward(self, x):
+        return super().forward(x) ** 2
+
+
+def _hooked_resmlp():
+    m = ResidualMLP(D, V, hidden=H, activation="gelu", bias=True)
+    m.register_forward_hook(lambda mod, inp, out: torch.tanh(out))
+    return m
+
+
+UNPROVEN = {"sigmoid_head": SigmoidHead, "decoy_features": DecoyFeatures, "wrapper": Wrapper,
+            "seq_own_forward": lambda: SeqWithOwnForward(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, V)),
+            "resmlp_forward_hook": _hooked_resmlp}
+
+
+def _unproven(kind):
+    torch.manual_seed(7)
+    m = UNPROVEN[kind]()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(2.0)
+    return m
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float64, 1e-9)])
+@pytest.mark.parametrize("kind", list(UNPROVEN))
+def test_models_not_proven_readout_use_forward_and_match_reference(kind, dtype, rtol):
+    m = _unproven(kind)
+    X = make_X(seed=8)
+    for norm in ("l1", "zl2"):
+        res = compute_jne(m, X, norm=norm, device="cpu", dtype=dtype)
+        assert res.method == "forward"
+        assert_matches(res, reference_jne(naive_jacobian(m, X), norm), rtol=rtol)
+    with pytest.raises(ValueError, match="method='readout'"):
+        compute_jne(m, X, device="cpu", method="readout")
+
+
+@pytest.mark.parametrize("kind", ["sigmoid_head", "decoy_features", "resmlp_forward_hook"])
+def test_readout_of_features_is_not_the_model(kind):
+    """The tests above can fail: the readout(features(x)) shortcut gives a different JNE."""
+    m = _unproven(kind)
+    X = make_X(seed=8)
+    true = reference_jne(naive_jacobian(m, X), "l1")[0]
+
+    class Shortcut(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m.readout(self.m.features(x))
+
+    wrong = reference_jne(naive_jacobian(Shortcut(), X), "l1")[0]
+    assert np.max(np.abs(wrong - true)) > 0.1 * np.max(true)
+
+
+def test_split_readout_recognises_known_classes_only():
+    """Known classes still take the readout path, and split_readout refuses the others."""
+    from jnecore import split_readout
+
+    torch.manual_seed(0)
+    assert split_readout(ResidualMLP(D, V, hidden=H)) is not None
+    assert split_readout(nn.Sequential(nn.Linear(D, H), nn.ReLU(), nn.Linear(H, V))) is not None
+    assert split_readout(nn.Linear(D, V)) is not None
+    for kind in UNPROVEN:
+        assert split_readout(_unproven(kind)) is None, kind
+
+
+def test_probe_catches_what_the_class_check_cannot():
+    """A global forward hook changes a ResidualMLP's output without touching the module: the probe
+    check model(x) == readout(features(x)) sends it to the forward path, which matches the reference."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    m = ResidualMLP(D, V, hidden=H, activation="gelu", bias=True)
+    X = make_X(seed=8)
+    def squash(mod, inp, out):
+        return torch.tanh(out) if isinstance(mod, ResidualMLP) else out
+
+    handle = register_module_forward_hook(squash)
+    try:
+        res = compute_jne(m, X, device="cpu", dtype=torch.float64)
+        assert res.method == "forward"
+        assert_matches(res, reference_jne(naive_jacobian(m, X), "l1"), rtol=1e-9)
+        with pytest.raises(ValueError, match="method='readout'"):
+            compute_jne(m, X, device="cpu", method="readout")
+    finally:
+        handle.remove()
+    assert compute_jne(m, X, device="cpu").method == "readout"
+
+
+# ---------------------------------------------------------------- output shape checked
+
+
+class _OneVoxel(nn.Module):
+    """(n, D) -> (n,): one voxel without its axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(D, 1)
+
+    def forward(self, x):
+        return torch.tanh(self.lin(x))[:, 0]
+
+
+class _Squeezed(nn.Module):
+    """(n, D) -> (n, V), except (V,) for n = 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(D, V)
+
+    def forward(self, x):
+        return torch.tanh(self.lin(x)).squeeze()
+
+
+class _ThreeD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(D, V)
+
+    def forward(self, x):
+        y = torch.tanh(self.lin(x))
+        return torch.stack([y, y ** 2], dim=-1)  # (n, V, 2)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+@pytest.mark.parametrize("batch_size", [1, 4, None])
+@pytest.mark.parametrize("method", ["auto", "forward"])
+def test_one_voxel_output_without_its_axis_is_refused(n, batch_size, method):
+    with pytest.raises(ValueError, match=r"\(1,\) and \(2,\), expected \(1, V\) and \(2, V\)"):
+        compute_jne(_OneVoxel(), make_X(n=n), device="cpu", batch_size=batch_size, method=method)
+
+
+def test_squeezed_and_3d_outputs_are_refused():
+    with pytest.raises(ValueError, match=rf"\({V},\) and \(2, {V}\)"):
+        compute_jne(_Squeezed(), make_X(n=4), device="cpu")
+    with pytest.raises(ValueError, match=rf"\(1, {V}, 2\) and \(2, {V}, 2\), expected"):
+        compute_jne(_ThreeD(), make_X(n=4), device="cpu")
+
+
+def test_one_voxel_with_its_axis_works():
+    """The positive control: the same model returning (n, 1) is accepted and matches the reference."""
+    one = _OneVoxel()
+
+    class WithAxis(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.one = one
+
+        def forward(self, x):
+            return self.one(x)[:, None]
+
+    X = make_X(n=4)
+    res = compute_jne(WithAxis(), X, device="cpu", dtype=torch.float64)
+    assert res.jne.shape == (1,) and res.ss.shape == (4, 1)
+    ref = reference_jne(naive_jacobian(WithAxis(), X), "l1")
+    np.testing.assert_allclose(res.jne, ref[0], rtol=1e-10)
+
+
+# ---------------------------------------------------------------- norms: gain-only modulation
+
+
+def test_gain_only_jacobian_is_invisible_to_zscored_norms():
+    """J_i = c_i A (c_i > 0): JNE > 0 under l1/l2 with a closed form, and exactly 0 under zl1/zl2.
+
+    Readout path: y = w2 softplus(w1 . x + b1), so J_i = sigmoid(w1 . x_i + b1) w2 w1^T, one gain
+    c_i for every voxel. Forward path: y_v = softplus(w_v . x + b_v), J_i[v] = sigmoid(.) w_v, a
+    gain c_iv per voxel row (z-scoring works row by row, so it is blind to that too).
+    """
+    torch.manual_seed(4)
+    X = make_X(n=30, seed=9)
+    Xd = X.astype(np.float64)
+    readout_model = nn.Sequential(nn.Linear(D, 1), nn.Softplus(), nn.Linear(1, V))
+    row_model = nn.Sequential(nn.Linear(D, V), nn.Softplus())
+    w1, b1 = (t.detach().double().numpy() for t in (readout_model[0].weight, readout_model[0].bias))
+    A = readout_model[2].weight.detach().double().numpy() @ w1  # (V, D)
+    c_common = 1 / (1 + np.exp(-(Xd @ w1.T + b1)))  # (N, 1)
+    W, b = (t.detach().double().numpy() for t in (row_model[0].weight, row_model[0].bias))
+    c_rows = 1 / (1 + np.exp(-(Xd @ W.T + b)))  # (N, V)
+    for model, method, c, rows in ((readout_model, "readout", c_common, A), (row_model, "forward", c_rows, W)):
+        dc = np.abs(c - c.mean(0))  # (N, 1) or (N, V)
+        for norm, order in (("l1", 1), ("l2", 2)):
+            res = compute_jne(model, X, norm=norm, device="cpu", dtype=torch.float64)
+            assert res.method == method
+            expected = (dc * np.linalg.norm(rows, ord=order, axis=1)).std(0)  # closed form, (V,)
+            assert expected.min() > 1e-3
+            np.testing.assert_allclose(res.jne, expected, rtol=1e-9)
+        for norm in ("zl1", "zl2"):
+            for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+                res = compute_jne(model, X, norm=norm, device="cpu", dtype=dtype)
+                assert res.method == method
+                assert np.all(res.jne <= tol * D), (norm, dtype, res.jne.max())
+                assert np.all(res.mean_deviation <= 10 * tol * D)
+
+
+
+# ---------------------------------------------------------------- exact FP32 guard
+
+_B = torch.backends
+_NEW_API = hasattr(torch._C, "_get_fp32_precision_getter")  # torch >= 2.9
+_NEW_READS = {"fp32_precision": lambda: _B.fp32_precision, "cuda.matmul": lambda: _B.cuda.matmul.fp32_precision,
+              "cudnn": lambda: _B.cudnn.fp32_precision, "cudnn.conv": lambda: _B.cudnn.conv.fp32_precision,
+              "cudnn.rnn": lambda: _B.cudnn.rnn.fp32_precision,
+              "mkldnn.matmul": lambda: _B.mkldnn.matmul.fp32_precision,
+              "mkldnn.conv": lambda: _B.mkldnn.conv.fp32_precision, "mkldnn.rnn": lambda: _B.mkldnn.rnn.fp32_precision}
+EXACT = {"matmul_precision": "highest", "cuda.matmul.allow_tf32": False}
+if _NEW_API:
+    EXACT.update({k: "ieee" for k in _NEW_READS if k not in ("fp32_precision", "cudnn")})
+else:
+    EXACT["cudnn.allow_tf32"] = False
+
+
+def _flags():
+    """Every precision flag, read through torch's public API ("raises" where torch refuses the read)."""
+    reads = {"matmul_precision": torch.get_float32_matmul_precision,
+             "cuda.matmul.allow_tf32": lambda: _B.cuda.matmul.allow_tf32,
+             "cudnn.allow_tf32": lambda: _B.cudnn.allow_tf32, **(_NEW_READS if _NEW_API else {})}
+    out = {}
+    for name, read in reads.items():
+        try:
+            out[name] = read()
+        except RuntimeError:
+            out[name] = "raises"
+    return out
+
+
+def _flags_and_inheritance():
+    """_flags() now and with the root fp32_precision set to ieee / tf32 (then put back): which settings follow it."""
+    out = [_flags()]
+    if _NEW_API:
+        root = _B.fp32_precision
+        for value in ("ieee", "tf32"):
+            _B.fp32_precision = value
+            out.append(_flags())
+        _B.fp32_precision = root
+    return out
+
+
+@pytest.fixture
+def precision_reset():
+    """Put torch's precision defaults back after a test (cuDNN conv / rnn are never set by these tests)."""
+    yield
+    torch.set_float32_matmul_precision("highest")
+    if _NEW_API:
+        for node in (("generic", "all"), ("cuda", "all"), ("mkldnn", "all"), ("cuda", "matmul"),
+                     ("mkldnn", "matmul"), ("mkldnn", "conv"), ("mkldnn", "rnn")):
+            torch._C._set_fp32_precision_setter(*node, "none")
+
+
+def _new_api_mix():
+    if not _NEW_API:
+        pytest.skip("torch < 2.9 has no fp32_precision API")
+    _B.fp32_precision = "tf32"
+    _B.cuda.matmul.fp32_precision = "tf32"  # without the legacy flag: torch refuses legacy reads now
+    _B.mkldnn.matmul.fp32_precision = "bf16"
+
+
+PRECISION_STATES = {
+    "default": lambda: None,
+    "legacy_allow_tf32": lambda: setattr(_B.cuda.matmul, "allow_tf32", True),
+    "legacy_medium": lambda: torch.set_float32_matmul_precision("medium"),
+    "new_api_mix": _new_api_mix,
+}
+
+
+@pytest.mark.parametrize("state", list(PRECISION_STATES))
+def test_exact_fp32_sets_and_restores_every_flag(state, precision_reset):
+    PRECISION_STATES[state]()
+    before = _flags_and_inheritance()
+    with exact_fp32():
+        inside = _flags()
+    assert {k: inside[k] for k in EXACT} == EXACT
+    assert _flags_and_inheritance() == before
+    with pytest.raises(KeyError, match="inside"):
+        with exact_fp32():
+            assert {k: _flags()[k] for k in EXACT} == EXACT
+            raise KeyError("inside")
+    assert _flags_and_inheritance() == before
+    if state == "default" and _NEW_API:  # torch's own default: cuDNN conv TF32, following the root
+        assert before[0]["cudnn.conv"] == "tf32" and before[1]["cudnn.conv"] == "ieee"
+
+
+_SEEN: list = []
+
+
+class _FlagRecorder(nn.Module):
+    """Records the precision flags each time forward runs (inside compute_jne's passes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(D, V)
+
+    def forward(self, x):
+        _SEEN.append(_flags())
+        return torch.tanh(self.lin(x))
+
+
+@pytest.mark.parametrize("state", ["legacy_allow_tf32", "new_api_mix"])
+def test_compute_jne_runs_under_exact_fp32(state, precision_reset):
+    """Also a regression test: the earlier guard read allow_tf32, which torch refuses after new_api_mix."""
+    PRECISION_STATES[state]()
+    before = _flags_and_inheritance()
+    _SEEN.clear()
+    torch.manual_seed(0)
+    model, X = _FlagRecorder(), make_X()
+    res = compute_jne(model, X, device="cpu")
+    assert _SEEN and all({k: seen[k] for k in EXACT} == EXACT for seen in _SEEN)
+    assert _flags_and_inheritance() == before
+    assert_matches(res, reference_jne(naive_jacobian(model, X), "l1"), rtol=1e-5)
+    _SEEN.clear()
+
+
+def test_exact_fp32_explicit_cudnn_setting_and_legacy_path():
+    """In a fresh interpreter (these settings cannot be undone in this one): an explicit cuDNN conv
+    setting survives while rnn keeps following the root, and the torch < 2.9 path (forced here)
+    sets and restores the legacy flags."""
+    code = textwrap.dedent("""
+        import torch
+        import jnecore.backend as be
+        b = torch.backends
+        if be._NEW_PRECISION_API:
+            b.cudnn.conv.fp32_precision = "tf32"
+            with be.exact_fp32():
+                assert (b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision) == ("ieee", "ieee")
+            assert (b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision) == ("tf32", "tf32")
+            b.fp32_precision = "ieee"
+            assert (b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision) == ("tf32", "ieee")
+            b.fp32_precision = "none"
+        be._NEW_PRECISION_API = False
+        torch.set_float32_matmul_precision("high")
+        b.cudnn.allow_tf32 = True
+        try:
+            with be.exact_fp32():
+                assert torch.get_float32_matmul_precision() == "highest"
+                assert not b.cuda.matmul.allow_tf32 and not b.cudnn.allow_tf32
+                raise KeyError("inside")
+        except KeyError:
+            pass
+        assert torch.get_float32_matmul_precision() == "high"
+        assert b.cuda.matmul.allow_tf32 and b.cudnn.allow_tf32
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -197,3 +197,181 @@ def test_prepare_errors(nsd, tmp_path, capsys, extra, needle):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and "\n" not in err
     assert not (tmp_path / "prep").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".prep")]
+
+
+# ----------------------------------------------------------------- the stages of prepare_nsd, one by one
+
+
+def _paths(nsd, **kw):
+    from jnecore.nsd import resolve_paths
+
+    return resolve_paths(nsd["root"], 1, **kw)
+
+
+def test_resolve_paths_names_parameters_not_flags(nsd, tmp_path):
+    from jnecore.nsd import resolve_paths
+    from jnecore.validation import InputError
+
+    p = _paths(nsd)
+    betas = nsd["root"] / "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR"
+    assert p.betas("rh", 2) == betas / "rh.betas_session02.mgh"
+    assert p.roi("lh", "floc-faces").name == "lh.floc-faces.mgz" and p.subj == "subj01"
+    assert _paths(nsd, keep="all", roi_sets=()).roi_sets == ()  # no ROI sets, not the default ones
+    assert resolve_paths(None, "subj03", keep="all", betas_dir=tmp_path, expdesign=tmp_path / "d.mat",
+                         roi_sets=()).label_dir is None
+    for kw, source, needle in [
+        (dict(keep="some"), "keep", "unknown value 'some'"),
+        (dict(roi_sets=()), "keep", "'rois' needs ROI sets: give `roi_sets`"),
+        (dict(trials_per_session=0), "trials_per_session", "must be >= 1"),
+        (dict(subject="x9"), "subject", "expected a subject number"),
+        (dict(root=None), "betas_dir", "is required without `root`"),
+        (dict(root=None, betas_dir=tmp_path), "expdesign", "is required without `root`"),
+        (dict(root=None, betas_dir=tmp_path, expdesign=tmp_path), "label_dir", "is required without `root`"),
+    ]:
+        kw = {"root": nsd["root"], "subject": 1, **kw}
+        with pytest.raises(InputError) as info:
+            resolve_paths(kw.pop("root"), kw.pop("subject"), **kw)
+        assert info.value.source == source and needle in info.value.problem and "--" not in str(info.value)
+
+
+def test_read_design_and_plan_sessions(nsd):
+    from jnecore.nsd import plan_sessions, read_design, session_images
+    from jnecore.validation import InputError
+
+    paths, warnings = _paths(nsd), []
+    design = read_design(paths, warnings)
+    np.testing.assert_array_equal(design.images_of_trial, SUBJ_IMAGES[nsd["order"] - 1] - 1)
+    np.testing.assert_array_equal(design.shared, np.sort(SHARED - 1))
+    assert list(design.stim_info["nsdId"]) == list(SUBJ_IMAGES - 1)
+    assert len(warnings) == 1 and "shared1000 images differ from sharedix" in warnings[0]  # 60000 is in sharedix only
+
+    layout = plan_sessions(paths, len(design.images_of_trial), None, None, warnings)
+    assert (layout.sessions, layout.trials_per_session, layout.n_vertices, layout.space) == ([1, 2], T, NV, "fsaverage")
+    assert layout.first_lh.shape == (T, NV)
+    np.testing.assert_array_equal(layout.trials(2), np.arange(T, 2 * T))
+    np.testing.assert_array_equal(session_images(design.images_of_trial, layout), np.unique(SUBJ_IMAGES - 1))
+    one = plan_sessions(paths, len(design.images_of_trial), [2], None)
+    np.testing.assert_array_equal(session_images(design.images_of_trial, one), np.unique(nsd["raw"][2][0]))
+    for args, needle in [(([3], None), "lh.betas_session03.mgh: no such file"),
+                         (([1], 7), "has 10 trials but sessions are assumed to have 7 (`trials_per_session`)")]:
+        with pytest.raises(InputError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+            plan_sessions(paths, len(design.images_of_trial), *args)
+    with pytest.raises(InputError, match="masterordering has 15 trials but session 2 of 10 trials needs 20") as info:
+        plan_sessions(paths, 15, [1, 2], None)
+    assert info.value.source == str(paths.expdesign)
+
+
+def test_read_rois_choose_vertices_and_labels(nsd):
+    from jnecore.nsd import choose_vertices, read_rois, roi_labels
+    from jnecore.validation import InputError
+
+    warnings = []
+    roi, counts = read_rois(_paths(nsd), NV, warnings)
+    assert roi.shape == (2 * NV,)
+    assert list(roi[:20]) == ["V1v"] * 10 + ["hV4"] * 5 + ["FFA-1"] * 5 and roi[20] is None
+    assert list(roi[NV:NV + 10]) == ["PPA"] * 10 and roi[NV + 10] is None
+    assert counts["lh.prf-visualrois"] == 15 and counts["lh.floc-faces"] == 8 and counts["rh.floc-places"] == 10
+    assert len(warnings) == 1 and "3 vertices already have an ROI from an earlier set" in warnings[0]
+    idx = choose_vertices(roi, "rois")
+    np.testing.assert_array_equal(idx, np.r_[KEEP_LH, NV + KEEP_RH])
+    np.testing.assert_array_equal(choose_vertices(roi, "all"), np.arange(2 * NV))
+    labels = roi_labels(roi, np.array([0, 12, 20, NV]))
+    assert list(labels) == ["V1v", "hV4", "unlabelled", "PPA"]
+    none, none_counts = read_rois(_paths(nsd, keep="all", roi_sets=()), NV, [])
+    assert none_counts == {} and all(r is None for r in none[::1000])
+    with pytest.raises(InputError, match="label no vertex") as info:
+        choose_vertices(none, "rois", "LABELS")
+    assert info.value.source == "LABELS"
+
+
+def test_read_betas_matches_direct_zscored_sums_and_stops(nsd):
+    from jnecore.cancel import clear_stop, request_stop
+    from jnecore.nsd import plan_sessions, read_betas, read_design
+
+    paths = _paths(nsd)
+    design = read_design(paths, [])
+    layout = plan_sessions(paths, len(design.images_of_trial))
+    keep_idx = np.r_[KEEP_LH, NV + KEEP_RH, [25, NV + 30]]  # two vertices that are 0 in every session
+    warnings = []
+    sums = read_betas(paths, layout, design.images_of_trial, keep_idx, progress=False, warnings=warnings)
+    assert layout.first_lh is None  # handed over, read once
+    ids, mean, acc = _expected(nsd)
+    np.testing.assert_array_equal(sums.image_ids, ids)
+    np.testing.assert_array_equal(sums.n_trials, [len(acc[i]) for i in ids])
+    np.testing.assert_allclose(sums.mean()[:, :30], mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(sums.total_sq[:, :30], [np.sum(np.square(acc[i]), 0) for i in ids], rtol=1e-4, atol=1e-5)
+    assert np.all(sums.total[:, 30:] == 0) and sums.constant == 4  # 2 vertices x 2 sessions
+    assert warnings == ["4 vertex-sessions were constant within a session (set to 0 after z-scoring)"]
+    request_stop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            read_betas(paths, plan_sessions(paths, len(design.images_of_trial)), design.images_of_trial, keep_idx,
+                       progress=False)
+    finally:
+        clear_stop()
+
+
+def test_repeat_noise_ceiling_stage(nsd):
+    from jnecore.nsd import RepeatSums, repeat_noise_ceiling, shared_rows
+
+    ids, mean, acc = _expected(nsd)
+    total = np.stack([np.sum(acc[i], 0) for i in ids]).astype(np.float32)
+    total_sq = np.stack([np.sum(np.square(acc[i]), 0) for i in ids]).astype(np.float32)
+    counts = np.array([len(acc[i]) for i in ids])
+    sums = RepeatSums(ids, total, total_sq, counts)
+    warnings = []
+    rows = shared_rows(ids, SHARED - 1, warnings)
+    np.testing.assert_array_equal(ids[rows], np.sort(SUBJ_IMAGES[:6] - 1))
+    assert warnings == ["6 of the 7 shared images were shown in the given sessions"]
+    reps = np.stack([np.stack(acc[i]) for i in ids if len(acc[i]) == 2])
+    s2 = reps.var(1, ddof=1).mean(0)
+    ncsnr2 = np.maximum(1 - s2, 0) / s2
+    np.testing.assert_allclose(repeat_noise_ceiling(sums, rows, warnings), 100 * ncsnr2 / (ncsnr2 + 0.5), rtol=1e-5)
+    # test rows with 1 and 2 trials: mean(1/n) = 3/4
+    mixed = np.r_[rows[:1], np.flatnonzero(counts == 1)[:1]]
+    np.testing.assert_allclose(repeat_noise_ceiling(sums, mixed, []), 100 * ncsnr2 / (ncsnr2 + 0.75), rtol=1e-5)
+    single = RepeatSums(ids, total, total_sq, np.ones_like(counts))
+    assert repeat_noise_ceiling(single, rows, warnings) is None and "no noise ceiling" in warnings[-1]
+    assert repeat_noise_ceiling(sums, rows[:0], warnings) is None and "no shared image" in warnings[-1]
+
+
+def test_write_prepared_is_atomic(tmp_path, monkeypatch):
+    from jnecore.nsd import RepeatSums, prepared_contents, write_prepared
+
+    ids = np.array([3, 7, 9])
+    sums = RepeatSums(ids, np.arange(6, dtype=np.float32).reshape(3, 2), np.zeros((3, 2), np.float32),
+                      np.array([1, 2, 1]))
+    contents = prepared_contents(sums, np.array([1]), np.array([0, 5]), np.array(["V1v", "unlabelled"]),
+                                 np.array([7]), noise_ceiling=np.array([50.0, 10.0]),
+                                 features=np.ones((3, 4)),
+                                 stim_info=pd.DataFrame({"nsdId": [3, 7, 9], "cocoId": list("abc")}))
+    assert "categories" not in contents and contents["features"][0] == "features.npy"
+    out = write_prepared(tmp_path / "prep", contents, {"files": {}})
+    np.testing.assert_allclose(np.load(out / "responses.npy"), [[0, 1], [1, 1.5], [4, 5]])
+    info = pd.read_csv(out / "stimuli_info.csv")
+    assert list(info["nsd73k"]) == [4, 8, 10] and list(info["shared"]) == [False, True, False]
+    assert list(info["cocoId"]) == list("abc") and list(info["n_trials"]) == [1, 2, 1]
+    assert pd.read_csv(out / "noise_ceiling.csv")["noise_ceiling"].tolist() == [50.0, 10.0]
+    assert json.loads((out / "prepare.json").read_text()) == {"files": {}}
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    with pytest.raises(OSError):
+        write_prepared(tmp_path / "prep2", contents, {})
+    with pytest.raises(OSError):
+        write_prepared(out, contents, {}, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prep"]  # no half-written folder, the old one kept
+    np.testing.assert_allclose(np.load(out / "responses.npy")[0], [0, 1])
+
+
+def test_cli_translates_parameter_names_to_flags(nsd, tmp_path, capsys):
+    argv = ["nsd-prepare", "--subject", "1", "--out", str(tmp_path / "prep"), "--quiet"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == "error: --betas-dir: is required without --nsd-root"
+    assert main(argv + ["--nsd-root", str(nsd["root"]), "--roi-sets", "nosuchset"]) == 2
+    err = capsys.readouterr().err
+    assert "no such file (ROI set 'nosuchset': set --label-dir / --roi-pattern, or --roi-sets)" in err
+    assert main(argv + ["--nsd-root", str(nsd["root"]), "--roi-sets", "none"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --keep: 'rois' needs ROI sets: give --roi-sets or --keep all"

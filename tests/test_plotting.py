@@ -19,7 +19,9 @@ from jnecore.plotting import (LEVEL_COLORS, PLACEMENT_COLORS, compare_rois, nois
                               plot_r2_by_roi, plot_r2_scatter, plot_roi_bars, plot_roi_comparison,
                               plot_roi_distributions, plot_roi_group_bars, plot_roi_group_heatmap, plot_sample_size,
                               plot_significant_counts, plot_single_neuron, plot_test_matrix, plot_top_stimuli,
-                              r2_correlation_table, roi_group_matrix, significant_counts, vertex_difference)
+                              r2_correlation_table, roi_group_matrix, significant_counts, vertex_difference,
+                              encoders_present, plot_r2_distributions, plot_r2_pair_scatter, ridge_comparison)
+from jnecore.plotting._simulations import RESULT_SYMBOLS, plot_placement_pairs
 
 ROIS = {"V1": "primary", "V2": "intermediate", "V3": "intermediate", "V4": "intermediate", "FFC": "higher",
         "PHA1": "higher", "RSC": "higher"}
@@ -293,6 +295,74 @@ def test_r2_by_roi_and_counts(vertices):
     np.testing.assert_allclose(np.asarray(fig.data[0].y) + np.asarray(fig.data[1].y), counts["n_vertices"])
 
 
+@pytest.fixture(scope="module")
+def with_ridge(vertices):
+    """The vertex table of a run that fitted the ridge baseline: ridge R² a little under the linear network's."""
+    rng = np.random.default_rng(5)
+    v = vertices.assign(r2_ridge=vertices["r2_linear"] - 0.02 + rng.normal(0, 0.03, len(vertices)))
+    v.loc[v.index[5], "r2_ridge"] = np.nan
+    return v
+
+
+def test_r2_by_roi_with_and_without_ridge(vertices, with_ridge):
+    assert encoders_present(vertices) == ["linear", "nonlinear"]
+    assert [t.name for t in plot_r2_by_roi(vertices).data] == ["linear", "nonlinear"]
+    assert encoders_present(with_ridge) == ["linear", "nonlinear", "ridge"]
+    fig = plot_r2_by_roi(with_ridge, significant_only=False)
+    assert [t.name for t in fig.data] == ["linear", "nonlinear", "ridge"]
+    for x, y in zip(fig.data[2].x, fig.data[2].y):
+        assert y == pytest.approx(with_ridge.loc[with_ridge["roi"] == x, "r2_ridge"].mean())
+    assert list(fig.data[2].x) == list(fig.data[0].x)
+
+
+def test_r2_distributions_with_and_without_ridge(vertices, with_ridge):
+    for v, names in ((vertices, ["linear", "nonlinear"]), (with_ridge, ["linear", "nonlinear", "ridge"])):
+        fig = plot_r2_distributions(v)
+        assert [t.name for t in fig.data] == names
+        for tr in fig.data:
+            col = v[f"r2_{tr.name}"].dropna()
+            np.testing.assert_allclose(np.sort(tr.y), np.sort(col))
+            assert f"{tr.name} {col.median():.3f}" in fig.layout.title.text
+    sig = plot_r2_distributions(with_ridge, significant_only=True)
+    assert len(sig.data[2].y) == with_ridge.loc[with_ridge["significant"], "r2_ridge"].notna().sum()
+
+
+def test_ridge_vs_linear_scatter(vertices, with_ridge):
+    fig = plot_r2_pair_scatter(with_ridge, x="ridge", y="linear")
+    *levels, ident = fig.data
+    assert ident.name == "y = x" and {t.name for t in levels} == set(ROIS.values())
+    ok = with_ridge.dropna(subset=["r2_ridge", "r2_linear"])
+    xs = np.concatenate([t.x for t in levels])
+    ys = np.concatenate([t.y for t in levels])
+    assert len(xs) == len(ok)
+    np.testing.assert_allclose(np.sort(xs), np.sort(ok["r2_ridge"]))
+    np.testing.assert_allclose(np.sort(ys), np.sort(ok["r2_linear"]))
+    r = stats.pearsonr(ok["r2_ridge"], ok["r2_linear"])[0]
+    above = np.mean(ok["r2_linear"] > ok["r2_ridge"])
+    assert f"r = {r:.3f}" in fig.layout.title.text and f"{100 * above:.1f}% of {len(ok)}" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "R² ridge encoder"
+    with pytest.raises(KeyError, match="r2_ridge"):
+        plot_r2_pair_scatter(vertices, x="ridge", y="linear")
+
+
+def test_ridge_comparison_and_noise_ceiling(vertices, with_ridge):
+    t = ridge_comparison(with_ridge)
+    assert list(t["encoder"]) == ["linear", "nonlinear"]
+    for row in t.itertuples():
+        ok = with_ridge.dropna(subset=["r2_ridge", f"r2_{row.encoder}"])
+        gain = ok[f"r2_{row.encoder}"] - ok["r2_ridge"]
+        assert row.n == len(ok) and row.mean_r2_ridge == pytest.approx(ok["r2_ridge"].mean())
+        assert row.median_gain == pytest.approx(gain.median())
+        assert row.share_above_ridge == pytest.approx((gain > 0).mean())
+    assert t.loc[t["encoder"] == "linear", "median_gain"].item() == pytest.approx(0.02, abs=0.01)  # as planted
+    with pytest.raises(KeyError, match="r2_ridge"):
+        ridge_comparison(vertices)
+    fig = plot_noise_ceiling_density(with_ridge, model="ridge")
+    ok = with_ridge["noise_ceiling"].notna() & with_ridge["r2_ridge"].notna()
+    assert np.nansum(np.asarray(fig.data[0].customdata, dtype=float)) == ok.sum()
+    assert "ridge encoder" in fig.layout.title.text
+
+
 # --------------------------------------------------------------------------------------- simulations
 
 
@@ -329,7 +399,7 @@ def test_single_neuron(sims):
 
 def test_placement_and_sample_size(sims):
     _, _, pl, ss = sims
-    fig = plot_placement(pl)
+    fig = plot_placement(pl, error="std")  # an old table: no architecture / init / CI columns
     assert [tr.name for tr in fig.data] == ["none", "Loc1", "Loc2", "both"]
     for tr in fig.data:
         sub = pl[pl["placement"] == tr.name].set_index("activation").loc[list(tr.x)]
@@ -341,6 +411,48 @@ def test_placement_and_sample_size(sims):
     fig = plot_sample_size(ss)
     np.testing.assert_allclose(fig.data[0].y, ss["pearson_r"])
     assert fig.layout.xaxis.type == "log"
+
+
+def test_placement_panels_cis_and_pairs():
+    from jnecore.simulate import placement_tables
+
+    rng = np.random.default_rng(0)
+    rows = [dict(architecture=arch, init=init, activation=act, placement=p, repeat=r,
+                 jne=0.0 if p == "none" else scale * (m + 0.1 * rng.standard_normal()))
+            for arch in ("residual", "plain") for init, scale in (("default", 1.0), ("normal", 100.0))
+            for act in ("relu", "gelu") for r in range(6)
+            for p, m in zip(("none", "Loc1", "Loc2", "both"), (0, 1, 2, 3) if arch == "residual" else (0, 2, 1, 3))]
+    t = placement_tables(pd.DataFrame(rows))
+    summary, pairs, order = t["summary"], t["pairs"], t["order"]
+    fig = plot_placement(summary, order=order)
+    assert len(fig.data) == 4 * 4  # 4 panels x 4 placements
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [f"{arch}, init={init} — paper's order in {n}/2" for arch, n in (("residual", 2), ("plain", 0))
+                      for init in ("default", "normal")]
+    loc1 = fig.data[1]  # residual / default panel, Loc1
+    sub = summary[(summary.architecture == "residual") & (summary.init == "default") & (summary.placement == "Loc1")]
+    np.testing.assert_allclose(loc1.y, sub["mean"])
+    np.testing.assert_allclose(np.asarray(loc1.y) + loc1.error_y.array, sub["ci_high"])
+    np.testing.assert_allclose(np.asarray(loc1.y) - loc1.error_y.arrayminus, sub["ci_low"])
+    assert fig.data[5].yaxis == "y2" and not fig.layout.yaxis2.matches  # own y axis per panel
+    with pytest.raises(ValueError, match="ci_low"):
+        plot_placement(summary.drop(columns=["ci_low", "ci_high"]))
+    fig = plot_placement_pairs(pairs)
+    assert list(fig.layout.annotations[i].text for i in range(3)) == ["Loc1 − none", "Loc2 − Loc1", "both − Loc2"]
+    panel = [tr for tr in fig.data if tr.meta == {"config": "plain, init=default", "pair": "Loc2 − Loc1"}]
+    assert [tr.name for tr in panel] == ["contradicts"]  # plain: Loc2 below Loc1 in every repeat
+    tr = panel[0]
+    sel = pairs[(pairs.architecture == "plain") & (pairs.init == "default") & (pairs.lower == "Loc1")
+                & (pairs.upper == "Loc2")].set_index("activation").loc[list(tr.x)]
+    assert list(tr.x) == ["relu", "gelu"] and (sel["result"] == "contradicts").all()
+    np.testing.assert_allclose(tr.y, sel["mean_diff"])
+    np.testing.assert_allclose(np.asarray(tr.y) + tr.error_y.array, sel["ci_high"])
+    np.testing.assert_allclose(np.asarray(tr.y) - tr.error_y.arrayminus, sel["ci_low"])
+    assert tr.marker.symbol == RESULT_SYMBOLS["contradicts"]
+    ok = [tr for tr in fig.data if tr.meta["config"] == "residual, init=normal"]
+    assert {tr.name for tr in ok} == {"supports"} and len(ok) == 3
+    assert sum(tr.showlegend is not False for tr in fig.data) == 2  # one legend entry per result present
+    assert len({tr.meta["pair"] for tr in plot_placement_pairs(pairs, adjacent_only=False).data}) == 6
 
 
 # --------------------------------------------------------------------------------------- compare

@@ -103,7 +103,7 @@ def test_hemi_selection():
     fig = plot_surface_map([1.0, 2.0], vertices=[5, N32 + 7], hemi="right", outline_rois=False)
     v, shown_vals, _ = drawn(fig)
     assert np.isfinite(shown_vals).sum() == 1 and shown_vals[v == N32 + 7][0] == 2.0
-    fig = plot_surface_map(np.ones(2 * N32), surface="flat", hemi="both", outline_rois=False)
+    fig = plot_surface_map(np.ones(2 * N32), surf_mesh="flat", hemi="both", outline_rois=False)
     assert len(trace(fig, "surface").x) == atlas.load_mesh("fsLR32k", "flat", "both").in_patch.sum()
     fig = plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left")
     assert len(trace(fig, "surface").x) == N5 and trace(fig, "outline") is None
@@ -133,7 +133,7 @@ def test_outline_points_are_on_label_boundaries(labels, visual):
     assert {0, 1} == {int(h >= N32) for h in hi}  # both hemispheres
     # an explicit list, and no outline
     fig = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), outline_rois=["L_V1"],
-                           surface="flat")
+                           surf_mesh="flat")
     pts = np.asarray(trace(fig, "outline").customdata).astype(np.int64)
     assert set(labels[pts]) == {"V1"}
     assert (np.asarray(trace(fig, "outline").z) > 0).all()
@@ -170,7 +170,7 @@ def test_figure_json_size(full_fig, visual):
     assert n_full <= MAX_JSON
     s = trace(fig, "surface")
     assert np.asarray(s.x).dtype == np.float32 and np.asarray(s.i).dtype == np.uint16
-    flat = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), surface="flat",
+    flat = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), surf_mesh="flat",
                             hover=visual[["roi", "level"]])
     assert len(flat.to_json()) <= MAX_JSON
     fs5 = plot_surface_map(np.random.default_rng(1).random(2 * N5), space="fsaverage5")
@@ -186,7 +186,7 @@ def test_views_and_cameras():
     assert camera_for_view("posterior")["eye"]["y"] < 0 < camera_for_view("anterior")["eye"]["y"]
     fig = plot_surface_map(np.ones(N32), hemi="right", view="medial", outline_rois=False)
     assert fig.layout.scene.camera.eye.x < 0
-    flat = plot_surface_map(np.ones(N32), hemi="left", surface="flat", view="lateral", outline_rois=False)
+    flat = plot_surface_map(np.ones(N32), hemi="left", surf_mesh="flat", view="lateral", outline_rois=False)
     cam = flat.layout.scene.camera
     assert cam.projection.type == "orthographic" and cam.eye.z > 0 and cam.eye.x == 0
     assert (np.asarray(trace(flat, "surface").z) == 0).all()
@@ -242,3 +242,120 @@ def test_outline_and_highlight_from_hover_rois(labels, visual):
     assert np.isin(hi, rows["vertex"]).all()
     with pytest.warns(UserWarning, match="highlight_roi"):
         plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left", highlight_roi="V1")
+
+
+# ------------------------------------------------------------------ the small steps, on tiny inputs
+
+
+def test_map_colors_against_hand_computed_codes():
+    from jnecore.plotting._surface_colors import BG_FLAT, map_colors
+
+    vals = np.array([np.nan, 0.1, -0.3, 0.6, 1.2, 2.0])
+    bg = np.arange(6.0)
+    c = map_colors(vals, bg, threshold=0.25, vmin=0.0, vmax=1.0, cmap="Viridis")
+    # shown: finite and |v| >= 0.25; data codes 128 + rint(127 * clip((v - 0) / 1)): -0.3 -> 128,
+    # 0.6 -> 128 + rint(76.2) = 204, 1.2 and 2.0 -> 255. Background: bg percentiles 2 / 98 of 0..5
+    # are 0.1 / 4.9, shade = (bg - 0.1) / 4.8 clipped: 0 -> code 0, 1 -> rint(126 * 0.1875) = 24.
+    np.testing.assert_array_equal(c.shown, [False, False, True, True, True, True])
+    np.testing.assert_array_equal(c.codes, [0, 24, 128, 204, 255, 255])
+    assert c.codes.dtype == np.uint8 and (c.vmin, c.vmax) == (0.0, 1.0)
+    assert c.stops[0] == [0.0, "#440154"] and c.scale[2] == [128 / 255, "#440154"] and c.scale[-1][0] == 1.0
+    # default range = min / max of the shown values (-0.3, 2.0): 0.6 -> 128 + rint(127 * 0.9 / 2.3)
+    # = 128 + rint(49.70) = 178, 1.2 -> 128 + rint(127 * 1.5 / 2.3) = 128 + rint(82.83) = 211
+    c = map_colors(vals, bg, threshold=0.25)
+    assert (c.vmin, c.vmax) == (-0.3, 2.0)
+    np.testing.assert_array_equal(c.codes[2:], [128, 178, 211, 255])
+    # a vertex outside the mask is background and does not set the percentiles (0..4: 0.08 / 3.92):
+    # 1 -> rint(126 * 0.92 / 3.84) = rint(30.19) = 30, 5 -> clipped to 126
+    mask = np.array([True] * 5 + [False])
+    c = map_colors(vals, bg, mask=mask, threshold=0.25, vmin=0.0, vmax=1.0)
+    np.testing.assert_array_equal(c.codes, [0, 30, 128, 204, 255, 126])
+    # no background map: one grey, code rint(126 * 0.5) = 63; an empty range is widened
+    c = map_colors(vals, None, threshold=5.0, vmin=2.0, vmax=2.0)
+    np.testing.assert_array_equal(c.codes, np.full(6, 63))
+    assert c.scale[0][1] == c.scale[1][1] == BG_FLAT and c.vmax == pytest.approx(2.002)
+
+
+def _grid():
+    """3 x 3 vertices (v = 3 * row + col) in z = 0, each square split along its (v + 1, v + 3) diagonal.
+
+    The centre vertex 4 neighbours 1, 2, 3, 5, 6, 7, but not the corners 0 and 8.
+    """
+    coords = np.array([[c, -r, 0.0] for r in range(3) for c in range(3)], dtype=np.float32)
+    faces = []
+    for v in (0, 1, 3, 4):
+        faces += [(v, v + 3, v + 1), (v + 1, v + 3, v + 4)]
+    return coords, np.array(faces, dtype=np.int32)
+
+
+def test_roi_boundary_vertices_on_a_hand_made_mesh():
+    from jnecore.plotting._surface_outlines import roi_boundary_vertices
+
+    _, faces = _grid()
+    labels = np.array(["A"] * 4 + ["B"] + ["A"] * 4)
+    np.testing.assert_array_equal(roi_boundary_vertices(labels, faces, {"B"}), [4])
+    np.testing.assert_array_equal(roi_boundary_vertices(labels, faces, {"A"}), [1, 2, 3, 5, 6, 7])
+    np.testing.assert_array_equal(roi_boundary_vertices(labels, faces, {"A", "B"}), [1, 2, 3, 4, 5, 6, 7])
+    assert roi_boundary_vertices(labels, faces, {"C"}).size == 0
+    # "" (no ROI) is a label like any other: a left column without a name
+    labels = np.array(["", "A", "A"] * 3)
+    np.testing.assert_array_equal(roi_boundary_vertices(labels, faces, {"A"}), [1, 4, 7])
+
+
+def test_vertex_normals_point_outwards():
+    from jnecore.plotting._surface_outlines import vertex_normals
+
+    coords = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=float)
+    faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    for f in (faces, faces[:, ::-1]):  # either winding
+        np.testing.assert_allclose(vertex_normals(coords, f), coords, atol=1e-12)  # octahedron: radial
+
+
+def test_outline_traces_on_a_hand_made_mesh():
+    from jnecore.plotting._surface_outlines import HIGHLIGHT_COLOR, outline_traces
+
+    coords, faces = _grid()
+    labels = np.array(["A"] * 4 + ["B"] + ["A"] * 4, dtype=object)
+    flat = atlas.Mesh(coords, faces, 0, "fsaverage5", "flat", "right")
+    out, hi = outline_traces(flat, labels, None, np.ones(9, bool), highlight_roi="B", offset=N5)
+    assert (out.name, hi.name) == ("outline", "highlight") and hi.marker.color == HIGHLIGHT_COLOR
+    np.testing.assert_array_equal(out.customdata, N5 + np.array([1, 2, 3, 4, 5, 6, 7]))
+    np.testing.assert_array_equal(hi.customdata, [N5 + 4])
+    np.testing.assert_array_equal(np.stack([out.x, out.y], axis=1), coords[[1, 2, 3, 4, 5, 6, 7], :2])
+    assert (np.asarray(out.z) == 0.5).all()  # above the flat map
+    # 3D: points lifted along the normal (here +z or -z: the plane's normal), only the listed ROI;
+    # a shown-ROI outline with nothing shown falls back to the hierarchy ROIs (none here)
+    mesh = atlas.Mesh(coords, faces, 9, "fsaverage5", "inflated", "left")
+    (out,) = outline_traces(mesh, labels, None, np.zeros(9, bool), outline_rois=["B"])
+    assert np.asarray(out.customdata).tolist() == [4] and abs(out.z[0]) == pytest.approx(0.6)
+    assert outline_traces(mesh, labels, None, np.zeros(9, bool)) == []
+    # names unknown to the labels are looked up in the hover ROI names; unknown everywhere: warning
+    rows = np.array(["FFA-1"] * 3 + [""] * 6, dtype=object)
+    (hi,) = outline_traces(mesh, labels, rows, np.ones(9, bool), outline_rois=False, highlight_roi="lh.FFA-1")
+    np.testing.assert_array_equal(hi.customdata, [0, 1, 2])
+    with pytest.warns(UserWarning, match="highlight_roi"):
+        assert outline_traces(mesh, labels, rows, np.ones(9, bool), outline_rois=False, highlight_roi="V1") == []
+
+
+def test_drawn_mesh_drops_vertices_outside_the_patch():
+    from jnecore.plotting._surface_mesh import drawn_mesh
+
+    coords, faces = _grid()
+    coords = np.concatenate([coords[:4], [[np.nan] * 3], coords[4:]]).astype(np.float32)  # vertex 4: cut
+    faces = np.where(faces >= 4, faces + 1, faces)
+    keep, drawn = drawn_mesh(atlas.Mesh(coords, faces, 10, "fsaverage5", "flat", "left"))
+    np.testing.assert_array_equal(keep, [0, 1, 2, 3, 5, 6, 7, 8, 9])
+    assert drawn.coordinates.dtype == np.float32 and drawn.faces.dtype == np.uint16
+    np.testing.assert_array_equal(drawn.coordinates[drawn.faces], coords[faces])  # same triangles
+
+
+def test_fsaverage_rows_with_an_fsaverage_background():
+    # bg_map on the fsaverage mesh is reduced to fsaverage5 for per-row values too (it raised before)
+    n7 = 163842
+    bg = np.random.default_rng(2).random(2 * n7)
+    fig = plot_surface_map([3.0, 4.0], vertices=[n7 + 2, 50_000], space="fsaverage", bg_map=bg)
+    ref = plot_surface_map([3.0], vertices=[N5 + 2], space="fsaverage5",
+                           bg_map=np.concatenate([bg[:N5], bg[n7:n7 + N5]]))
+    np.testing.assert_array_equal(drawn(fig)[2], drawn(ref)[2])
+    assert drawn(fig)[2][N5 + 2] >= 128 and np.corrcoef(drawn(fig)[2][:N5], bg[:N5])[0, 1] > 0.95
+

@@ -179,7 +179,7 @@ def test_gifti_per_hemisphere_samples_and_metadata_order(tmp_path):
     gifti_func(tmp_path / "lh.one.func.gii", L, one_array=True)
     r1 = read_responses([str(tmp_path / "lh.one.func.gii")])
     assert r1.data.shape == (5, FS5) and set(r1.hemi) == {"left"}
-    with pytest.raises(InputError, match=r"a\.func\.gii: has 10242 vertices per hemisphere but --space fsLR32k has 32492"):
+    with pytest.raises(InputError, match=r"a\.func\.gii: has 10242 vertices per hemisphere but `space` fsLR32k has 32492"):
         read_responses([str(tmp_path / "a.func.gii"), str(tmp_path / "b.func.gii")], space="fsLR32k")
 
 
@@ -214,7 +214,7 @@ def test_cifti_keeps_cortex_with_brain_model_vertices(tmp_path):
         np.testing.assert_array_equal(r.vertex, np.r_[left, right + FSLR])
         assert list(r.hemi) == ["left"] * 4 + ["right"] * 3
         np.testing.assert_allclose(r.data, data, rtol=1e-6)  # the subcortical columns (99) are dropped
-    with pytest.raises(InputError, match="x.dscalar.nii: has 32492 vertices per hemisphere but --space fsaverage5"):
+    with pytest.raises(InputError, match="x.dscalar.nii: has 32492 vertices per hemisphere but `space` fsaverage5"):
         read_responses([str(tmp_path / "x.dscalar.nii")], space="fsaverage5")
 
 
@@ -232,19 +232,19 @@ def test_nifti_volume_with_mask(tmp_path):
     np.testing.assert_array_equal(r.vertex, np.arange(3))
     np.testing.assert_allclose(r.extra_columns["x"], 2.0 * ijk[:, 0] - 10)
     assert r.volume["shape"] == [4, 5, 6] and np.allclose(r.volume["affine"], AFFINE)
-    with pytest.raises(InputError, match="bold.nii.gz: is a volume: give --mask"):
+    with pytest.raises(InputError, match="bold.nii.gz: is a volume: give `mask`"):
         read_responses([str(tmp_path / "bold.nii.gz")])
     nifti(tmp_path / "badmask.nii.gz", np.ones((4, 5, 5), np.uint8))
     with pytest.raises(InputError, match=r"badmask.nii.gz: has shape \(4, 5, 5\) but the responses' volume"):
         read_responses([str(tmp_path / "bold.nii.gz")], mask=str(tmp_path / "badmask.nii.gz"))
-    with pytest.raises(InputError, match="holds volume data but --space is fsLR32k"):
+    with pytest.raises(InputError, match="holds volume data but `space` is fsLR32k"):
         read_responses([str(tmp_path / "bold.nii.gz")], mask=str(tmp_path / "mask.nii.gz"), space="fsLR32k")
 
 
 def test_array_space_checks(tmp_path):
     np.save(tmp_path / "Y.npy", np.zeros((6, 12), np.float32))
     r = read_responses([str(tmp_path / "Y.npy")], space="fsLR32k")
-    with pytest.raises(InputError, match=r"Y.npy: has 12 columns but --space fsLR32k has 32492 vertices per hemisphere"):
+    with pytest.raises(InputError, match=r"Y.npy: has 12 columns but `space` fsLR32k has 32492 vertices per hemisphere"):
         check_space(r)
     pd.DataFrame({"vertex": [0, 1, 2, 3, 4, 5, 32492, 32493, 32494, 40000, 50000, 64983]}).to_csv(tmp_path / "v.csv", index=False)
     r = check_space(apply_vertices(r, str(tmp_path / "v.csv")), vertices_source="v.csv")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-import jnecore.pipeline as pipeline
+from jnecore.analysis import _stages as stages
 from jnecore.bundle import load_bundle
 from jnecore.cli import main
 
@@ -56,7 +56,7 @@ def test_interrupted_run_resumes_to_the_same_bundle(tmp_path, capsys, monkeypatc
     assert full.vertices["excluded"].tolist() == [False] * 8 + [True] * 2
     assert not (tmp_path / "full.partial").exists()
 
-    monkeypatch.setattr(pipeline, "compute_jne", _interrupt_at_jne)
+    monkeypatch.setattr(stages, "compute_jne", _interrupt_at_jne)
     assert _run(tmp_path, "b") == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: interrupted; no bundle was written") and "--resume" in err and "\n" not in err
@@ -68,7 +68,7 @@ def test_interrupted_run_resumes_to_the_same_bundle(tmp_path, capsys, monkeypatc
     def no_refit(*a, **k):
         raise AssertionError("--resume refitted an encoder that was checkpointed")
 
-    monkeypatch.setattr(pipeline, "fit_encoder", no_refit)
+    monkeypatch.setattr(stages, "fit_encoder", no_refit)
     assert _run(tmp_path, "b", "--resume") == 0
     b = load_bundle(tmp_path / "b")
     assert b.manifest["resumed"] == ["linear", "nonlinear"]
@@ -80,7 +80,7 @@ def test_interrupted_run_resumes_to_the_same_bundle(tmp_path, capsys, monkeypatc
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, capsys, monkeypatch):
     _data(tmp_path)
-    monkeypatch.setattr(pipeline, "compute_jne", _interrupt_at_jne)
+    monkeypatch.setattr(stages, "compute_jne", _interrupt_at_jne)
     assert _run(tmp_path, "b") == 130
     monkeypatch.undo()
     capsys.readouterr()
@@ -90,8 +90,8 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, capsys, monkeyp
     assert (tmp_path / "b.partial" / "linear.safetensors").is_file() and not (tmp_path / "b").exists()
     # without --resume the stale checkpoint is replaced and removed on success
     calls = []
-    real = pipeline.fit_encoder
-    monkeypatch.setattr(pipeline, "fit_encoder", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = stages.fit_encoder
+    monkeypatch.setattr(stages, "fit_encoder", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert _run(tmp_path, "b", "--seed", "1") == 0
     assert len(calls) == 2 and not (tmp_path / "b.partial").exists()
 
@@ -105,7 +105,7 @@ def test_resume_without_checkpoint_fits_from_the_start(tmp_path, capsys):
 def test_cuda_out_of_memory_halves_the_jacobian_chunk(tmp_path, capsys, monkeypatch):
     _data(tmp_path)
     seen = []
-    real = pipeline.compute_jne
+    real = stages.compute_jne
 
     def flaky(model, X, **kw):
         seen.append(kw["batch_size"])
@@ -113,7 +113,7 @@ def test_cuda_out_of_memory_halves_the_jacobian_chunk(tmp_path, capsys, monkeypa
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(model, X, **kw)
 
-    monkeypatch.setattr(pipeline, "compute_jne", flaky)
+    monkeypatch.setattr(stages, "compute_jne", flaky)
     assert _run(tmp_path, "b", "--jne-batch-size", "8") == 0
     assert seen == [8, 4]
     b = load_bundle(tmp_path / "b")
@@ -128,7 +128,7 @@ def test_out_of_memory_at_batch_one_is_a_clear_error(tmp_path, capsys, monkeypat
     def oom(model, X, **kw):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(pipeline, "compute_jne", oom)
+    monkeypatch.setattr(stages, "compute_jne", oom)
     assert _run(tmp_path, "b", "--jne-batch-size", "2") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --device: out of GPU memory") and "\n" not in err
@@ -169,7 +169,7 @@ def test_sigterm_during_fitting_runs_the_same_cleanup(tmp_path, capsys, monkeypa
     raises KeyboardInterrupt, so no bundle appears, the linear encoder stays checkpointed, and
     the handler is restored afterwards."""
     _data(tmp_path)
-    real = pipeline.fit_encoder
+    real = stages.fit_encoder
     calls = []
 
     def fit_then_kill(*a, **k):
@@ -179,7 +179,7 @@ def test_sigterm_during_fitting_runs_the_same_cleanup(tmp_path, capsys, monkeypa
             time.sleep(5)  # the handler interrupts this
         return real(*a, **k)
 
-    monkeypatch.setattr(pipeline, "fit_encoder", fit_then_kill)
+    monkeypatch.setattr(stages, "fit_encoder", fit_then_kill)
     before = signal.getsignal(signal.SIGTERM)
     t0 = time.time()
     assert _run(tmp_path, "b") == 143

@@ -58,15 +58,70 @@ def test_bh_fdr_nan_passthrough():
     assert np.all(np.isnan(bh_fdr([np.nan, np.nan])))
 
 
-def test_bh_fdr_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    if not hasattr(stats, "false_discovery_control"):
-        pytest.skip("scipy too old for false_discovery_control")
-    rng = np.random.default_rng(1)
-    p = np.concatenate([rng.uniform(size=300), rng.uniform(0, 1e-3, size=50), [0.5, 0.5, 0.5]])
-    p = np.round(p, 3)  # plenty of ties
+def _bh_previous(p):
+    """The hand-written bh_fdr that jnecore.scoring used before it called scipy (copied verbatim)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return q
+    pv = p[ok]
+    order = np.argsort(pv, kind="mergesort")
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.clip(ranked, 0.0, 1.0)
+    q[ok] = out
+    return q
+
+
+def _bh_reference(p):
+    """BH from its definition, written independently: q_(k) = min_{j >= k} p_(j) m / j, capped at 1.
+
+    Tied p-values share the largest rank among them (the step-up rule gives them one q).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    finite = [i for i in range(p.size) if np.isfinite(p.flat[i])]
+    m = len(finite)
+    for i in finite:
+        best = 1.0
+        for j in finite:
+            if p.flat[j] >= p.flat[i]:
+                rank = sum(p.flat[k] <= p.flat[j] for k in finite)  # largest rank of p_j's ties
+                best = min(best, p.flat[j] * m / rank)
+        q.flat[i] = best
+    return q
+
+
+def _random_p(seed, n):
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(size=n), rng.uniform(0, 1e-3, size=n // 6), [0.5, 0.5, 0.5, 1.0, 0.0]])
+    p = np.round(p, 2 + seed % 2)  # plenty of ties
+    p[rng.choice(p.size, size=p.size // 10, replace=False)] = np.nan
+    p[rng.integers(p.size)] = np.inf  # non-finite but not NaN: also a missing value
     rng.shuffle(p)
-    np.testing.assert_allclose(bh_fdr(p), stats.false_discovery_control(p, method="bh"), rtol=1e-12)
+    return p
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bh_fdr_matches_definition_and_previous_implementation(seed):
+    p = _random_p(seed, n=[5, 40, 120, 1, 2, 300][seed])
+    q = bh_fdr(p)
+    assert q.shape == p.shape
+    np.testing.assert_array_equal(np.isnan(q), ~np.isfinite(p))
+    np.testing.assert_allclose(q, _bh_reference(p), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(q, _bh_previous(p), rtol=1e-12, equal_nan=True)
+
+
+def test_bh_fdr_shapes_and_bad_values():
+    p = _random_p(3, n=60)[:60].reshape(6, 10)  # one family, any shape
+    np.testing.assert_allclose(bh_fdr(p), _bh_previous(p), rtol=1e-12, equal_nan=True)
+    assert bh_fdr(np.array([])).shape == (0,)
+    for bad in ([0.2, 1.5], [-0.1, 0.3]):
+        with pytest.raises(ValueError, match="p must hold p-values in"):
+            bh_fdr(bad)
 
 
 # ---------------------------------------------------------------- bootstrap_significance
@@ -174,3 +229,66 @@ def test_noise_ceiling_matches_closed_form_on_simulated_repeats(n_avg):
     assert got.shape == (4,)
     np.testing.assert_allclose(got, expected, atol=2.5)
     assert np.all(np.diff(got) > 0)
+
+
+def test_noise_ceiling_per_image_counts_against_planted_snr():
+    from jnecore.scoring import ncsnr_from_repeats, ncsnr_from_sums, ncsnr_from_trials
+
+    rng = np.random.default_rng(0)
+    # s2 is estimated from ~50000 degrees of freedom: NC is off by at most 1.3 points over 20 seeds
+    # (using the mean n instead of the mean 1/n would be 7 points off on the first voxel)
+    n_img, v = 40000, 4
+    signal_var = np.array([0.2, 0.4, 0.6, 0.8])
+    noise_var = 1.0 - signal_var  # unit total variance, as for z-scored betas
+    counts = rng.choice([1, 2, 3], size=n_img, p=[0.2, 0.3, 0.5])
+    signal = rng.standard_normal((n_img, v)) * np.sqrt(signal_var)
+    images = np.repeat(np.arange(n_img), counts)
+    trials = signal[images] + rng.standard_normal((len(images), v)) * np.sqrt(noise_var)
+    order = rng.permutation(len(images))  # trials in any order
+    trials, images = trials[order], images[order]
+    padded = np.full((n_img, 3, v), np.nan)  # (image, repeat, voxel), NaN = no such repeat
+    by_image = np.argsort(images, kind="stable")
+    slot = np.arange(len(images)) - np.repeat(np.cumsum(counts) - counts, counts)
+    padded[images[by_image], slot] = trials[by_image]
+    test_n = counts[:1000]  # the modelled (test) images: a mix of 1, 2 and 3 trials
+    inv_n = np.mean(1.0 / test_n)
+
+    # the sample s2 and the closed form NC = 100 ncsnr^2 / (ncsnr^2 + mean 1/n) written out
+    s2 = np.mean([np.var(trials[images == i], axis=0, ddof=1) for i in range(300) if counts[i] >= 2], axis=0)
+    snr_small = ncsnr_from_trials(trials[np.isin(images, np.arange(300))], images[np.isin(images, np.arange(300))])
+    np.testing.assert_allclose(snr_small ** 2, (1 - s2) / s2, rtol=1e-10)
+
+    by_repeats = noise_ceiling(padded, n=test_n)
+    snr = ncsnr_from_trials(trials, images)
+    np.testing.assert_allclose(snr, ncsnr_from_repeats(padded), rtol=1e-10)  # sums vs explicit variances
+    np.testing.assert_allclose(noise_ceiling(ncsnr=snr, n=test_n), by_repeats, rtol=1e-10)
+    total = np.zeros((n_img, v), np.float32)
+    total_sq = np.zeros((n_img, v), np.float32)
+    np.add.at(total, images, trials.astype(np.float32))
+    np.add.at(total_sq, images, np.square(trials).astype(np.float32))
+    np.testing.assert_allclose(ncsnr_from_sums(total, total_sq, counts, chunk=777), snr, rtol=1e-4)
+
+    snr2 = signal_var / noise_var
+    planted = 100 * snr2 / (snr2 + inv_n)
+    np.testing.assert_allclose(by_repeats, planted, atol=2.0)
+    assert np.all(np.diff(by_repeats) > 0)
+    # the ceiling of single trials is lower than that of the averages, and the per-image counts sit between
+    assert np.all(noise_ceiling(padded, n=1) < by_repeats) and np.all(by_repeats < noise_ceiling(padded, n=3))
+
+
+def test_noise_ceiling_constant_n_equals_per_image_counts():
+    r = np.array([[0.5, -0.5], [1.0, 1.0]])  # s2 = 0.25, ncsnr^2 = 3
+    np.testing.assert_array_equal(noise_ceiling(r, n=3), noise_ceiling(r, n=np.full(40, 3)))
+    np.testing.assert_allclose(noise_ceiling(r, n=np.full(40, 3)), [90.0])  # 100 * 3 * 3 / (1 + 3 * 3)
+    # per-image counts 1 and 3: mean(1/n) = 2/3, i.e. n = 1.5 for every image
+    np.testing.assert_allclose(noise_ceiling(r, n=[1, 3]), [100 * 3 / (3 + 2 / 3)])
+    np.testing.assert_allclose(noise_ceiling(r, n=[1, 3]), noise_ceiling(r, n=1.5), rtol=1e-15)
+    np.testing.assert_allclose(noise_ceiling(ncsnr=[np.sqrt(3), np.inf, 0.0], n=[1, 3]),
+                               [100 * 3 / (3 + 2 / 3), 100.0, 0.0])
+    for bad in (0, [], [1, 0], np.ones((2, 2)), np.nan):
+        with pytest.raises(ValueError, match="n must be"):
+            noise_ceiling(r, n=bad)
+    with pytest.raises(ValueError, match="either repeats or ncsnr"):
+        noise_ceiling(r, ncsnr=[1.0])
+    with pytest.raises(ValueError, match="either repeats or ncsnr"):
+        noise_ceiling()

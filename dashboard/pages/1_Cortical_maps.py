@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import _state as S
+from jnecore.dashboard import _state as S
 
 S.page_setup("Cortical maps", ":material/neurology:")
 bundle = S.sidebar()
@@ -157,7 +157,7 @@ def surface_figure(key, _values, _vertex, _hover_roi, _hover_level, space, surfa
     from jnecore.plotting import plot_surface_map
 
     hover = None if _hover_roi is None else pd.DataFrame({"roi": _hover_roi, "level": _hover_level})
-    return plot_surface_map(_values, vertices=_vertex, space=space, surface=surface, hemi=hemi, view=view,
+    return plot_surface_map(_values, vertices=_vertex, space=space, surf_mesh=surface, hemi=hemi, view=view,
                             cmap=cmap, vmin=vmin, vmax=vmax, bg_map="sulc" if bg else None,
                             roi_labels=None, outline_rois=outline, highlight_roi=highlight,
                             hover=hover, title=title, value_name=value_name)

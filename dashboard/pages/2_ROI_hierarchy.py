@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import _state as S
+from jnecore.dashboard import _state as S
 from jnecore import summaries
 from jnecore.plotting import (plot_level_bars, plot_r2_scatter, plot_roi_bars, plot_roi_distributions,
                               plot_test_matrix, r2_correlation_table)
@@ -36,7 +36,9 @@ test = c3.selectbox("One-sided test", ["mannwhitney", "welch"], key="h_test",
                     format_func={"mannwhitney": "Mann-Whitney U", "welch": "Welch's t"}.get)
 
 try:
-    summary = summaries.roi_summary(v, metric, significant_only=sig_only, roi_order=rois)
+    summary = S.stored_table(bundle, "roi_summary", lambda: summaries.roi_summary(v, metric, significant_only=sig_only),
+                             metric=metric, significant_only=sig_only)
+    summary = summaries.order_rois(summary, rois)
 except KeyError as exc:
     st.error(str(exc))
     st.stop()
@@ -61,8 +63,11 @@ S.show_figure(fig, f"roi_distributions_{metric}", key="roi_dist")
 
 # ---------------------------------------------------------------------------------------------
 st.subheader("Primary vs intermediate vs higher-order")
-levels = summaries.level_summary(v, metric, significant_only=sig_only)
-tests = summaries.pairwise_tests(v, "level", metric, significant_only=sig_only, test=test)
+levels = S.stored_table(bundle, "level_summary", lambda: summaries.level_summary(v, metric, significant_only=sig_only),
+                        metric=metric, significant_only=sig_only)
+tests = S.stored_table(bundle, "level_tests",
+                       lambda: summaries.pairwise_tests(v, "level", metric, significant_only=sig_only, test=test),
+                       metric=metric, significant_only=sig_only, same_settings=test == "mannwhitney")
 l1, l2 = st.columns([1, 1.3])
 with l1:
     S.show_figure(plot_level_bars(levels, metric=metric, zero=zero), f"level_bars_{metric}", key="level_bars")

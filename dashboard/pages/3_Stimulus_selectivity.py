@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import _state as S
+from jnecore.dashboard import _state as S
 from jnecore import summaries
 from jnecore.plotting import plot_group_drivers, plot_roi_group_bars, plot_roi_group_heatmap, plot_top_stimuli
 

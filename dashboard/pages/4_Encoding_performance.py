@@ -1,12 +1,13 @@
-"""Encoding performance: R² against the noise ceiling, R² per ROI, significant vertices per ROI."""
+"""Encoding performance: R² against the noise ceiling, R² per ROI, the ridge baseline, significant vertices."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import _state as S
-from jnecore.plotting import (noise_ceiling_fraction, plot_noise_ceiling_density, plot_r2_by_roi,
-                              plot_significant_counts, significant_counts)
+from jnecore.dashboard import _state as S
+from jnecore.plotting import (encoders_present, noise_ceiling_fraction, plot_noise_ceiling_density, plot_r2_by_roi,
+                              plot_r2_distributions, plot_r2_pair_scatter, plot_significant_counts, ridge_comparison,
+                              significant_counts)
 
 S.page_setup("Encoding performance", ":material/insights:")
 bundle = S.sidebar()
@@ -14,6 +15,7 @@ st.title("Encoding performance")
 S.simulated_banner(bundle)
 
 v = bundle.vertices
+has_ridge = "ridge" in encoders_present(v)
 cfg = bundle.manifest.get("config", {})
 st.caption(f"Test R² = 1 − mean((y − ŷ)²) / var(y) on the {len(bundle.test_stimuli)} test stimuli. Significance: "
            f"{cfg.get('n_boot', '?')} bootstrap resamples of the test rows, p = share of resampled R² < 0, "
@@ -23,17 +25,21 @@ st.caption(f"Test R² = 1 − mean((y − ŷ)²) / var(y) on the {len(bundle.tes
 st.subheader("R² against the noise ceiling (paper Fig. 4c)")
 if "noise_ceiling" in v and v["noise_ceiling"].notna().any():
     n1, n2 = st.columns([1, 1])
-    model = n1.radio("Encoder", ["nonlinear", "linear"], key="p_model", horizontal=True)
+    model = n1.radio("Encoder", ["nonlinear", "linear"] + (["ridge"] if has_ridge else []), key="p_model",
+                     horizontal=True)
     nc_sig = n2.checkbox("Significant vertices only", value=False, key="p_nc_sig")
     fig = plot_noise_ceiling_density(v, model=model, significant_only=nc_sig)
     S.show_figure(fig, f"noise_ceiling_{model}", key="nc_density")
     share, n = noise_ceiling_fraction(v, model=model, significant_only=nc_sig)
     share_lin, _ = noise_ceiling_fraction(v, model="linear", significant_only=nc_sig)
     share_non, _ = noise_ceiling_fraction(v, model="nonlinear", significant_only=nc_sig)
-    m = st.columns(3)
+    m = st.columns(4 if has_ridge else 3)
     m[0].metric("Vertices with a noise ceiling", f"{n:,}")
     m[1].metric("≥ 80% of ceiling (nonlinear)", f"{100 * share_non:.1f}%")
     m[2].metric("≥ 80% of ceiling (linear)", f"{100 * share_lin:.1f}%")
+    if has_ridge:
+        share_ridge, _ = noise_ceiling_fraction(v, model="ridge", significant_only=nc_sig)
+        m[3].metric("≥ 80% of ceiling (ridge)", f"{100 * share_ridge:.1f}%")
 else:
     st.info("This bundle has no noise ceiling (`noise_ceiling` column): it needs repeated presentations of the "
             "stimuli (NSD: ncsnr from the across-repeat variance). The other panels below do not need it.")
@@ -42,6 +48,23 @@ else:
 st.subheader("Test R² per ROI")
 r2_sig = st.checkbox("Significant vertices only", value=True, key="p_r2_sig")
 S.show_figure(plot_r2_by_roi(v, significant_only=r2_sig, roi_order=S.bundle_rois(bundle)), "r2_per_roi", key="r2_roi")
+
+# ---------------------------------------------------------------------------------------------
+st.subheader("Against the ridge baseline")
+if has_ridge:
+    st.caption("Ridge: the field's standard encoding model, one linear map from the features with a penalty "
+               "chosen per vertex by K-fold cross-validation on the training stimuli (himalaya RidgeCV), "
+               "scored on the same test stimuli.")
+    b1, b2 = st.columns([1, 1])
+    net = b1.radio("Network encoder", ["linear", "nonlinear"], key="p_ridge_net", horizontal=True)
+    ridge_sig = b2.checkbox("Significant vertices only", value=False, key="p_ridge_sig")
+    S.show_figure(plot_r2_distributions(v, significant_only=ridge_sig), "r2_distributions", key="r2_dist")
+    S.show_figure(plot_r2_pair_scatter(v, x="ridge", y=net, significant_only=ridge_sig), f"r2_ridge_vs_{net}",
+                  key="ridge_scatter")
+    S.show_table(ridge_comparison(v, significant_only=ridge_sig), "ridge_comparison", key="ridge_table")
+else:
+    st.caption("This bundle has no ridge baseline (no `r2_ridge` column): the panels above compare the linear "
+               "and nonlinear encoders only, and nothing else on this page changes.")
 
 st.subheader("Significant vertices per ROI")
 counts = significant_counts(v)

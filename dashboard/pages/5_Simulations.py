@@ -6,15 +6,18 @@ import json
 
 import streamlit as st
 
-from dashboard import _state as S
+from jnecore.dashboard import _state as S
 from jnecore.plotting import plot_placement, plot_sample_size, plot_single_neuron
+from jnecore.plotting._simulations import plot_placement_pairs
+from jnecore.simulate import PAPER_ORDER, paper_order_holds
 
 S.page_setup("Simulations", ":material/science:")
 bundle = S.sidebar(roi=False)
 st.title("Simulations (Result I)")
 st.caption("Before trusting JNE on brains, the paper checks it on functions whose nonlinearity is known: "
            "(a) a single neuron y = φ(x), where JNE over narrow windows follows |φ''|; (b) where the activation "
-           "sits in a small residual network; (c) how many samples JNE needs.")
+           "sits in a small residual or plain network, the paper's claimed order next to the measured one; "
+           "(c) how many samples JNE needs.")
 
 sim = bundle.simulations_dir
 if sim is None or not any(sim.glob("*.parquet")):
@@ -51,11 +54,35 @@ else:
 
 # ---------------------------------------------------------------------------------------------
 st.subheader("(b) Placement of the nonlinearity in a network")
-pl = table("placement_summary.parquet")
+pl, order = table("placement_summary.parquet"), table("placement_order.parquet")
+pairs = table("placement_pairs.parquet")
+compared = pl is not None and order is not None and pairs is not None and {"ci_low", "ci_high"} <= set(pl.columns)
+if compared:
+    conf = f"{(info.get('placement') or {}).get('confidence', 0.95):.0%}"
+    st.markdown(f"**The paper claims** JNE {' < '.join(PAPER_ORDER)}. **Measured here** over "
+                f"{int(order['n_repeats'].max())} initialisations per configuration, with {conf} t intervals of the "
+                "mean and of the paired differences between neighbours in the claimed order. A configuration "
+                "*agrees* when every neighbouring difference is above 0, *disagrees* when any pair is reversed, "
+                "and is *inconclusive* otherwise.")
+    holds = paper_order_holds(order)
+    if holds:
+        st.success("The paper's order holds in: " + "; ".join(holds))
+    else:
+        st.warning("The paper's order holds in none of the configurations run.")
+    shown = [c for c in ("architecture", "init", "activation", "claimed_order", "measured_order", "verdict", "reason")
+             if c in order]
+    S.show_table(order[shown], "placement_order", key="placement_order_table")
+elif pl is not None:
+    st.info("These simulations predate the paper-vs-measured comparison (no CIs or verdicts): rerun "
+            f"`jne simulate --out {bundle.path}` to add it.")
 if pl is not None:
-    err = st.radio("Error bars", ["std", "sem"], key="sim_err", horizontal=True,
-                   format_func={"std": "SD over initialisations", "sem": "SEM"}.get)
-    S.show_figure(plot_placement(pl, error=err), "placement", key="placement")
+    errs = ["ci", "std", "sem"] if compared else ["std", "sem"]
+    err = st.radio("Error bars", errs, key="sim_err", horizontal=True,
+                   format_func={"ci": "CI of the mean", "std": "SD over initialisations", "sem": "SEM"}.get)
+    S.show_figure(plot_placement(pl, error=err, order=order if compared else None), "placement", key="placement")
+    if compared:
+        S.show_figure(plot_placement_pairs(pairs), "placement_pairs", key="placement_pairs")
+        S.show_table(pairs, "placement_pairs", key="placement_pairs_table")
     S.show_table(pl, "placement_summary", key="placement_table")
     cfg = (info.get("config") or {}).get("placement") or {}
     if cfg:

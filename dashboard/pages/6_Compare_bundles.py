@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import _state as S
+from jnecore.dashboard import _state as S
 from jnecore.plotting import compare_rois, plot_roi_comparison, vertex_difference
 
 S.page_setup("Compare bundles", ":material/compare_arrows:")
@@ -83,7 +83,7 @@ else:
     m = float(np.nanpercentile(np.abs(vals), 98)) or 1.0
     try:
         fig = plot_surface_map(vals, vertices=diff["vertex"].to_numpy(dtype=np.int64), space=A.space,
-                               surface=surface if not (A.space != "fsLR32k" and surface == "very_inflated") else "inflated",
+                               surf_mesh=surface if not (A.space != "fsLR32k" and surface == "very_inflated") else "inflated",
                                hemi=hemi, view=view, cmap="RdBu_r", vmin=-m, vmax=m, value_name=f"Δ{metric_label}",
                                hover=pd.DataFrame({"roi": diff["roi"].astype(str), "level": diff["level"].astype(str)}),
                                highlight_roi=S.selected_roi(), title=f"{label_b} − {label_a}")

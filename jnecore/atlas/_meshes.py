@@ -22,13 +22,15 @@ import warnings
 
 import numpy as np
 
+from .. import spaces as _registry
+from ..spaces import SURFACE_SPACES
+
 __all__ = ["Mesh", "SPACES", "SURFACES", "HEMIS", "load_mesh", "load_sulc", "space_size",
            "normalize_space", "fsaverage_to_fsaverage5", "fsaverage_vertices_to_fsaverage5"]
 
-SPACES = ("fsLR32k", "fsaverage5", "fsaverage")
+SPACES = SURFACE_SPACES
 SURFACES = ("inflated", "very_inflated", "pial", "white", "midthickness", "flat", "sphere")
 HEMIS = ("left", "right", "both")
-_SIZES = {"fsLR32k": 32492, "fsaverage5": 10242, "fsaverage": 163842}
 # gap (mm) between the hemispheres when hemi="both" for surfaces whose hemispheres overlap or touch
 _GAPS = {"inflated": 10.0, "very_inflated": 10.0, "sphere": 20.0, "flat": 20.0}
 _FS5_KEYS = {"pial": "pial", "white": "white", "inflated": "infl", "sphere": "sphere", "flat": "flat"}
@@ -80,18 +82,17 @@ class Mesh:
 
 
 def normalize_space(space: str) -> str:
-    """Canonical space name: "fsLR32k", "fsaverage5" or "fsaverage" (accepts e.g. "fs_LR_32k")."""
-    key = str(space).lower().replace("_", "").replace("-", "").replace(" ", "")
-    aliases = {"fslr32k": "fsLR32k", "fslr": "fsLR32k", "32kfslr": "fsLR32k",
-               "fsaverage5": "fsaverage5", "fsaverage": "fsaverage", "fsaverage7": "fsaverage"}
-    if key not in aliases:
+    """Canonical surface-space name: "fsLR32k", "fsaverage5" or "fsaverage" (accepts aliases such as
+    "fs_LR_32k"; see :mod:`jnecore.spaces`). ValueError for volume / none / unknown names."""
+    name = _registry.normalize_space(space)
+    if name not in SPACES:
         raise ValueError(f"unknown surface space {space!r}; expected one of {SPACES}")
-    return aliases[key]
+    return name
 
 
 def space_size(space: str) -> int:
     """Vertices per hemisphere: fsLR32k 32492, fsaverage5 10242, fsaverage 163842."""
-    return _SIZES[normalize_space(space)]
+    return _registry.space_size(normalize_space(space))
 
 
 def _check(surface, hemi):
@@ -178,7 +179,7 @@ def _load_hemi(space: str, surface: str, hemi: str):
     faces = np.ascontiguousarray(faces, dtype=np.int32)
     if surface == "flat":
         coords, faces = _clean_flat(coords, faces)
-    if len(coords) != _SIZES[space] or faces.max() >= len(coords):
+    if len(coords) != space_size(space) or faces.max() >= len(coords):
         raise RuntimeError(f"unexpected {space} {surface} {hemi} mesh: {coords.shape}, {faces.shape}")
     _readonly(coords, faces)
     return coords, faces
@@ -235,7 +236,7 @@ def _fslr_sulc() -> np.ndarray:
     with _quiet_nibabel():
         gray = -np.asarray(nib.load(path).get_fdata()[0], dtype=np.float32)
     grayl, grayr = _vertex_info()
-    n = _SIZES["fsLR32k"]
+    n = space_size("fsLR32k")
     out = np.zeros(2 * n, dtype=np.float32)
     out[grayl] = gray[: len(grayl)]
     out[n + grayr] = gray[len(grayl): len(grayl) + len(grayr)]
@@ -245,7 +246,7 @@ def _fslr_sulc() -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _sulc_hemi(space: str, hemi: str) -> np.ndarray:
     if space == "fsLR32k":
-        s = _fslr_sulc()[: _SIZES[space]] if hemi == "left" else _fslr_sulc()[_SIZES[space]:]
+        s = _fslr_sulc()[: space_size(space)] if hemi == "left" else _fslr_sulc()[space_size(space):]
     elif space == "fsaverage5":
         from nilearn import surface as nsurf
 
@@ -286,7 +287,7 @@ def fsaverage_to_fsaverage5(values_lr):
         The values of the first 10242 vertices of each hemisphere (fsaverage5's vertices).
     """
     values = np.asarray(values_lr)
-    n7, n5 = _SIZES["fsaverage"], _SIZES["fsaverage5"]
+    n7, n5 = space_size("fsaverage"), space_size("fsaverage5")
     if values.shape[-1] == 2 * n7:
         return np.concatenate([values[..., :n5], values[..., n7:n7 + n5]], axis=-1)
     if values.shape[-1] == n7:
@@ -311,7 +312,7 @@ def fsaverage_vertices_to_fsaverage5(vertices):
         Which input vertices are fsaverage5 vertices (local index < 10242).
     """
     v = np.asarray(vertices, dtype=np.int64)
-    n7, n5 = _SIZES["fsaverage"], _SIZES["fsaverage5"]
+    n7, n5 = space_size("fsaverage"), space_size("fsaverage5")
     if v.size and (v.min() < 0 or v.max() >= 2 * n7):
         raise ValueError(f"fsaverage vertex indices must lie in [0, {2 * n7})")
     right = v >= n7

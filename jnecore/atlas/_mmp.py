@@ -20,12 +20,13 @@ import functools
 import numpy as np
 import pandas as pd
 
+from ..spaces import space_size
 from ._hierarchy import hierarchy_table, strip_hemi
 
 __all__ = ["mmp_labels", "visual_vertices", "FSLR32K_N"]
 
 #: Vertices per hemisphere of the fs_LR 32k mesh.
-FSLR32K_N = 32492
+FSLR32K_N = space_size("fsLR32k")
 
 
 def _hcp():

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..spaces import SURFACE_SPACES, space_size
+
 __all__ = ["volume_to_fsaverage5", "volume_space", "surface_view_available", "VOLUME_SPACES"]
 
 VOLUME_SPACES = ("native", "mni")
-_MESH_SPACES = ("fsLR32k", "fsaverage5", "fsaverage")
-_N5 = 10242
+_MESH_SPACES = SURFACE_SPACES
+_N5 = space_size("fsaverage5")
 
 
 def volume_space(manifest: dict) -> str | None:

@@ -111,6 +111,104 @@ def _target_name(archive: Path, root: Path, tmp: Path) -> str:
     return name
 
 
+def _archive_kind(archive: Path) -> str:
+    """"zip" or "tar" (by content, not by name), or raise: no such file, empty, not an archive."""
+    if not archive.is_file():
+        raise InputError(archive, "no such file")
+    if archive.stat().st_size == 0:
+        raise InputError(archive, "is empty")
+    if zipfile.is_zipfile(archive):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(archive):
+            return "tar"
+    except (OSError, tarfile.TarError, EOFError):
+        pass
+    raise InputError(archive, "is not a zip or tar(.gz) archive")
+
+
+def _open_archive(archive: Path, kind: str):
+    try:
+        return zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, mode="r:*")
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise InputError(archive, f"not a readable archive ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _checked_members(arc, kind: str, archive) -> list:
+    """(parts, is_dir, size, member) per member, after the path and member-type checks."""
+    try:
+        return _zip_members(arc, archive) if kind == "zip" else _tar_members(arc, archive)
+    except (OSError, tarfile.TarError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(archive, f"is truncated or damaged ({type(exc).__name__})") from None
+
+
+def _check_sizes(members: list, archive, *, max_files: int, max_bytes: int):
+    """Refuse more than ``max_files`` members or a declared uncompressed total above ``max_bytes``."""
+    if len(members) > max_files:
+        raise InputError(archive, f"holds {len(members):,} members, more than the {max_files:,} allowed: refused")
+    declared = sum(size for _, is_dir, size, _ in members if not is_dir)
+    if declared > max_bytes:
+        raise InputError(archive, f"unpacks to {declared:,} bytes, more than the {max_bytes:,} allowed: refused")
+
+
+def _extract_file(arc, kind: str, member, target: Path, budget: list, max_bytes: int, archive, name: str):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        src = arc.open(member) if kind == "zip" else arc.extractfile(member)
+        if src is None:
+            raise InputError(archive, f"member {member.name!r} cannot be read")
+        with src:
+            _copy_limited(src, target, budget, max_bytes, archive)
+    except InputError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+        raise InputError(archive, f"member {name!r} cannot be extracted: truncated, damaged "
+                                  f"or clashing with another member ({type(exc).__name__})") from None
+
+
+def _extract_members(arc, kind: str, members: list, tmp: Path, archive, max_bytes: int):
+    """Write the checked ``members`` under ``tmp``, counting the bytes really written against
+    ``max_bytes``; a file member that appears twice is refused."""
+    budget = [0]
+    seen = set()
+    for parts, is_dir, _, member in members:
+        if not parts:
+            continue
+        target = tmp.joinpath(*parts)
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        if parts in seen:
+            raise InputError(archive, f"holds {'/'.join(parts)!r} twice: refused")
+        seen.add(parts)
+        _extract_file(arc, kind, member, target, budget, max_bytes, archive, "/".join(parts))
+
+
+def _checked_bundle(tmp: Path, archive) -> Path:
+    """The extracted bundle's folder (``tmp`` or its one top-level folder), once
+    :func:`jnecore.bundle.load_bundle` accepts it."""
+    from ._bundle import load_bundle
+
+    root = _bundle_root(tmp, archive)
+    try:
+        load_bundle(root)
+    except InputError as exc:
+        raise InputError(archive, f"is not a valid result bundle ({exc.problem})") from None
+    return root
+
+
+def _move_into(root: Path, archive: Path, tmp: Path, dest_root: Path) -> Path:
+    """Rename the bundle ``root`` to a free name in ``dest_root`` (``-1``, ``-2``... when taken)."""
+    base = _target_name(archive, root, tmp)
+    final = dest_root / base
+    i = 1
+    while final.exists():
+        final = dest_root / f"{base}-{i}"
+        i += 1
+    os.replace(root, final)
+    return final
+
+
 def extract_bundle_archive(archive_path, dest_root, *, max_bytes: int = MAX_ARCHIVE_BYTES,
                            max_files: int = MAX_ARCHIVE_FILES) -> Path:
     """Extract an uploaded bundle archive into ``dest_root`` and return the bundle's path.
@@ -128,78 +226,18 @@ def extract_bundle_archive(archive_path, dest_root, *, max_bytes: int = MAX_ARCH
     ------
     InputError naming the archive, for anything unsafe, too big or not a valid bundle.
     """
-    from ._bundle import load_bundle
-
     archive = Path(archive_path)
-    if not archive.is_file():
-        raise InputError(archive, "no such file")
-    if archive.stat().st_size == 0:
-        raise InputError(archive, "is empty")
+    kind = _archive_kind(archive)
+    opener = _open_archive(archive, kind)
     dest_root = Path(dest_root)
-    kind = None
-    if zipfile.is_zipfile(archive):
-        kind = "zip"
-    else:
-        try:
-            if tarfile.is_tarfile(archive):
-                kind = "tar"
-        except (OSError, tarfile.TarError, EOFError):
-            kind = None
-    if kind is None:
-        raise InputError(archive, "is not a zip or tar(.gz) archive")
-    try:
-        opener = zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, mode="r:*")
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        raise InputError(archive, f"not a readable archive ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest_root, prefix=".upload-tmp-"))
     try:
         with opener as arc:
-            try:
-                members = _zip_members(arc, archive) if kind == "zip" else _tar_members(arc, archive)
-            except (OSError, tarfile.TarError, EOFError, zipfile.BadZipFile) as exc:
-                raise InputError(archive, f"is truncated or damaged ({type(exc).__name__})") from None
-            if len(members) > max_files:
-                raise InputError(archive, f"holds {len(members):,} members, more than the {max_files:,} allowed: refused")
-            declared = sum(size for _, is_dir, size, _ in members if not is_dir)
-            if declared > max_bytes:
-                raise InputError(archive, f"unpacks to {declared:,} bytes, more than the {max_bytes:,} allowed: refused")
-            budget = [0]
-            seen = set()
-            for parts, is_dir, _, member in members:
-                if not parts:
-                    continue
-                target = tmp.joinpath(*parts)
-                if is_dir:
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                if parts in seen:
-                    raise InputError(archive, f"holds {'/'.join(parts)!r} twice: refused")
-                seen.add(parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    src = arc.open(member) if kind == "zip" else arc.extractfile(member)
-                    if src is None:
-                        raise InputError(archive, f"member {member.name!r} cannot be read")
-                    with src:
-                        _copy_limited(src, target, budget, max_bytes, archive)
-                except InputError:
-                    raise
-                except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
-                    raise InputError(archive, f"member {'/'.join(parts)!r} cannot be extracted: truncated, damaged "
-                                              f"or clashing with another member ({type(exc).__name__})") from None
-        root = _bundle_root(tmp, archive)
-        try:
-            load_bundle(root)
-        except InputError as exc:
-            raise InputError(archive, f"is not a valid result bundle ({exc.problem})") from None
-        base = _target_name(archive, root, tmp)
-        final = dest_root / base
-        i = 1
-        while final.exists():
-            final = dest_root / f"{base}-{i}"
-            i += 1
-        os.replace(root, final)
+            members = _checked_members(arc, kind, archive)
+            _check_sizes(members, archive, max_files=max_files, max_bytes=max_bytes)
+            _extract_members(arc, kind, members, tmp, archive, max_bytes)
+        final = _move_into(_checked_bundle(tmp, archive), archive, tmp, dest_root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,6 +1,7 @@
 """Result bundles: the directory that is the contract between the pipeline and the dashboard.
 
-Layout (schema version :data:`SCHEMA_VERSION`)::
+Layout (schema version :data:`SCHEMA_VERSION`; names, columns and tables in
+:mod:`jnecore.bundle._contract`)::
 
     manifest.json        schema_version, jnecore_version, created, space, simulated, config,
                          sources, device, timings, tables, encoders, extra
@@ -32,17 +33,13 @@ import pandas as pd
 from .._atomic import check_out, replace_dir
 from ..atlas import LEVELS
 from ..validation import InputError
+from ._contract import (FILES, REQUIRED_STIMULUS_COLUMNS, REQUIRED_VERTEX_COLUMNS, SCHEMA_VERSION, SPACES,
+                        encoder_filename)
 
 __all__ = [
     "SCHEMA_VERSION", "SPACES", "LEVELS", "REQUIRED_VERTEX_COLUMNS", "Bundle", "write_bundle",
     "load_bundle", "validate_bundle", "find_bundles", "BundleError",
 ]
-
-SCHEMA_VERSION = "1.0"
-SPACES = ("fsLR32k", "fsaverage5", "fsaverage", "volume", "none")
-REQUIRED_VERTEX_COLUMNS = ("vertex", "hemi", "roi", "level", "r2_linear", "r2_nonlinear", "p_fdr",
-                           "significant", "jne")
-REQUIRED_STIMULUS_COLUMNS = ("stimulus", "split", "category")
 
 
 class BundleError(InputError):
@@ -105,18 +102,18 @@ def write_bundle(out, *, vertices: pd.DataFrame, jne_ss: np.ndarray, stimuli: pd
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        vertices.reset_index(drop=True).to_parquet(tmp / "vertices.parquet", index=False)
-        stimuli.reset_index(drop=True).to_parquet(tmp / "stimuli.parquet", index=False)
-        np.save(tmp / "jne_ss.npy", np.ascontiguousarray(jne_ss, dtype=np.float32), allow_pickle=False)
+        vertices.reset_index(drop=True).to_parquet(tmp / FILES["vertices"], index=False)
+        stimuli.reset_index(drop=True).to_parquet(tmp / FILES["stimuli"], index=False)
+        np.save(tmp / FILES["jne_ss"], np.asarray(jne_ss, dtype=np.float32), allow_pickle=False)
         if tables:
-            (tmp / "tables").mkdir()
+            (tmp / FILES["tables"]).mkdir()
             for name, df in tables.items():
-                df.reset_index(drop=True).to_parquet(tmp / "tables" / f"{name}.parquet", index=False)
+                df.reset_index(drop=True).to_parquet(tmp / FILES["tables"] / f"{name}.parquet", index=False)
         for name, model in (encoders or {}).items():
-            save_encoder(model, tmp / "encoders" / f"{name}.safetensors")
+            save_encoder(model, tmp / FILES["encoders"] / f"{encoder_filename(name)}.safetensors")
         if simulations is not None:
-            shutil.copytree(simulations, tmp / "simulations")
-        (tmp / "manifest.json").write_text(json.dumps(_jsonable(man), indent=2, sort_keys=True))
+            shutil.copytree(simulations, tmp / FILES["simulations"])
+        (tmp / FILES["manifest"]).write_text(json.dumps(_jsonable(man), indent=2, sort_keys=True))
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -176,7 +173,7 @@ class Bundle:
     @cached_property
     def jne_ss(self) -> np.ndarray:
         """(n_test, n_vertices) float32, memory-mapped read-only."""
-        return np.load(self.path / "jne_ss.npy", mmap_mode="r", allow_pickle=False)
+        return np.load(self.path / FILES["jne_ss"], mmap_mode="r", allow_pickle=False)
 
     @cached_property
     def test_stimuli(self) -> pd.DataFrame:
@@ -189,7 +186,7 @@ class Bundle:
     def table(self, name: str) -> pd.DataFrame:
         """A summary table from tables/NAME.parquet."""
         if name not in self._tables:
-            p = self.path / "tables" / f"{name}.parquet"
+            p = self.path / FILES["tables"] / f"{name}.parquet"
             if not p.exists():
                 raise KeyError(f"bundle {self.path} has no table {name!r} (it has {', '.join(self.table_names)})")
             self._tables[name] = pd.read_parquet(p)
@@ -197,19 +194,19 @@ class Bundle:
 
     @property
     def simulations_dir(self) -> Path | None:
-        p = self.path / "simulations"
+        p = self.path / FILES["simulations"]
         return p if p.is_dir() else None
 
     def encoder(self, name: str):
         from ..encoders import load_encoder
 
-        return load_encoder(self.path / "encoders" / f"{name}.safetensors")
+        return load_encoder(self.path / FILES["encoders"] / f"{encoder_filename(name)}.safetensors")
 
 
 def load_bundle(path) -> Bundle:
     """Load and validate the bundle at ``path`` (raises :class:`BundleError` naming the file)."""
     path = Path(path)
-    man_path = path / "manifest.json"
+    man_path = path / FILES["manifest"]
     if not man_path.is_file():
         raise BundleError(path, "not a result bundle (no manifest.json)")
     try:
@@ -223,14 +220,14 @@ def load_bundle(path) -> Bundle:
         raise BundleError(man_path, f"schema version {version or 'missing'} is not supported (this jnecore reads {SCHEMA_VERSION})")
     frames = {}
     for name in ("vertices", "stimuli"):
-        p = path / f"{name}.parquet"
+        p = path / FILES[name]
         if not p.is_file():
             raise BundleError(p, "missing")
         try:
             frames[name] = pd.read_parquet(p)
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise BundleError(p, f"not a readable parquet file ({type(exc).__name__})") from None
-    ss_path = path / "jne_ss.npy"
+    ss_path = path / FILES["jne_ss"]
     if not ss_path.is_file():
         raise BundleError(ss_path, "missing")
     try:
@@ -249,7 +246,7 @@ def validate_bundle(path) -> list:
         return [str(exc)]
     problems = []
     for name in b.table_names:
-        if not (b.path / "tables" / f"{name}.parquet").is_file():
+        if not (b.path / FILES["tables"] / f"{name}.parquet").is_file():
             problems.append(f"{b.path}: manifest lists table {name!r} but tables/{name}.parquet is missing")
     return problems
 

@@ -3,5 +3,7 @@
 from ._fit import FitHistory, fit_encoder
 from ._io import load_encoder, save_encoder
 from ._residual_mlp import ACTIVATIONS, ResidualMLP
+from ._ridge import RidgeResult, fit_ridge
 
-__all__ = ["ACTIVATIONS", "FitHistory", "ResidualMLP", "fit_encoder", "load_encoder", "save_encoder"]
+__all__ = ["ACTIVATIONS", "FitHistory", "ResidualMLP", "RidgeResult", "fit_encoder", "fit_ridge", "load_encoder",
+           "save_encoder"]

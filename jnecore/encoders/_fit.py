@@ -50,7 +50,7 @@ def _fits_full_batch(device, n_bytes) -> bool:
 def fit_encoder(model: nn.Module, X_train, Y_train, X_val, Y_val, *, lr: float = 1e-3,
                 weight_decay: float = 0.01, max_epochs: int = 512, patience: int = 8,
                 batch_size: int | None = None, device="auto", seed: int = 0,
-                progress: bool = False) -> FitHistory:
+                progress: bool = False, stop=check_stop) -> FitHistory:
     """Fit ``model`` in place by AdamW on the mean squared error, with early stopping.
 
     Parameters
@@ -69,6 +69,10 @@ def fit_encoder(model: nn.Module, X_train, Y_train, X_val, Y_val, *, lr: float =
         do not fit the device.
     seed : int
         Seeds initialisation-independent randomness (batch order); deterministic on the CPU.
+    progress : bool
+        Show a progress bar over epochs.
+    stop : callable
+        Called before every batch; raises to cancel (default :func:`jnecore.cancel.check_stop`).
 
     Returns
     -------
@@ -99,7 +103,7 @@ def fit_encoder(model: nn.Module, X_train, Y_train, X_val, Y_val, *, lr: float =
         order = torch.randperm(n, generator=gen).to(dev) if batch_size < n else None
         total = 0.0
         for a in range(0, n, batch_size):
-            check_stop()
+            stop()
             idx = order[a:a + batch_size] if order is not None else slice(None)
             xb, yb = Xt[idx], Yt[idx]
             opt.zero_grad(set_to_none=True)

@@ -33,12 +33,14 @@ from ..validation import InputError
 from ._neuro import (UNLABELLED_NAMES, file_kind, hemi_from_name, label_base_name, read_cifti_cortex,
                      read_cifti_labels, read_gifti_data, read_label_image, read_lookup, read_mgh_data,
                      read_surface_labels, read_volume)
+from ..spaces import SURFACE_SPACES, space_size
 from ._readers import read_array, read_labels, read_table
 
 __all__ = ["Responses", "read_responses", "apply_vertices", "check_space", "read_rois", "read_categories",
            "MESH_SIZES", "UNLABELLED"]
 
-MESH_SIZES = {"fsLR32k": 32492, "fsaverage5": 10242, "fsaverage": 163842}
+#: vertices per hemisphere of each surface space (from the registry, :mod:`jnecore.spaces`)
+MESH_SIZES = {name: space_size(name) for name in SURFACE_SPACES}
 _SIZE_SPACE = {n: s for s, n in MESH_SIZES.items()}
 UNLABELLED = "unlabelled"
 SURFACE_KINDS = ("gifti", "mgh", "cifti")
@@ -83,11 +85,11 @@ def _space_for(n: int, given, source, *, kind: str) -> str:
         return _SIZE_SPACE.get(n, "none")
     if given in MESH_SIZES:
         if n != MESH_SIZES[given]:
-            raise InputError(source, f"has {n} vertices per hemisphere but --space {given} has {MESH_SIZES[given]}"
+            raise InputError(source, f"has {n} vertices per hemisphere but `space` {given} has {MESH_SIZES[given]}"
                                      + (f" (these look like {_SIZE_SPACE[n]} data)" if n in _SIZE_SPACE else ""))
         return given
     if given == "volume":
-        raise InputError(source, f"holds surface data ({kind}) but --space is volume")
+        raise InputError(source, f"holds surface data ({kind}) but `space` is volume")
     return given  # "none": tables only
 
 
@@ -120,7 +122,7 @@ def _surface(paths, space, kind) -> Responses:
             what, data = read_mgh_data(p)
             if what == "volume":
                 raise InputError(p, f"is an MGH volume of shape {data.shape}: surface overlays are "
-                                    "(n_vertices, 1, 1, N); for a volume give --mask")
+                                    "(n_vertices, 1, 1, N); for a volume give `mask`")
             hint = hemi_from_name(p)
         per_file.append((p, data, hint))
     hints = [h for _, _, h in per_file]
@@ -166,7 +168,7 @@ def read_responses(paths, *, space=None, mask=None) -> Responses:
     """
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not paths:
-        raise InputError("--responses", "give at least one file")
+        raise InputError("responses", "give at least one file")
     kinds = [file_kind(p) for p in paths]
     if len(set(kinds)) > 1:
         raise InputError(paths[kinds.index(kinds[-1])], f"mixes formats ({', '.join(sorted(set(k or '?' for k in kinds)))}): "
@@ -176,11 +178,11 @@ def read_responses(paths, *, space=None, mask=None) -> Responses:
         if len(paths) > 1:
             raise InputError(paths[1], "one array file holds all responses (N x V): give a single file")
         if mask is not None:
-            raise InputError("--mask", "applies to NIfTI volume responses only")
+            raise InputError("mask", "applies to NIfTI volume responses only")
         sp = "none" if space in (None, "", "auto") else space
         return Responses(data=read_array(paths[0]), space=sp, kind="array", source=paths[0])
     if mask is not None and kind not in ("nifti", "mgh"):
-        raise InputError("--mask", "applies to NIfTI volume responses only")
+        raise InputError("mask", "applies to NIfTI volume responses only")
     if kind in ("gifti", "mgh") and not (kind == "mgh" and mask is not None):
         return _surface(paths, space, kind)
     if kind == "cifti":
@@ -191,7 +193,7 @@ def read_responses(paths, *, space=None, mask=None) -> Responses:
         return Responses(data=d["data"], space=sp, vertex=d["vertex"], hemi=d["hemi"], kind="cifti", source=paths[0])
     if kind in ("nifti", "mgh"):
         if space not in (None, "", "auto", "volume"):
-            raise InputError(paths[0], f"holds volume data but --space is {space}: use --space volume")
+            raise InputError(paths[0], f"holds volume data but `space` is {space}: use `space` volume")
         if len(paths) > 1:
             raise InputError(paths[1], "give one 4-D volume file (concatenate runs beforehand)")
         d = read_volume(paths[0], mask, kind=kind)
@@ -202,13 +204,13 @@ def read_responses(paths, *, space=None, mask=None) -> Responses:
         return Responses(data=d["data"], space="volume", vertex=np.arange(len(d["ijk"]), dtype=np.int64),
                          kind="volume", source=paths[0], volume=vol, extra_columns=extra)
     raise InputError(paths[0], f"unsupported extension {Path(paths[0]).suffix!r} for responses: use .npy, .npz, .h5, "
-                               ".parquet, .csv, .func.gii, .mgh/.mgz, .dscalar.nii/.dtseries.nii or .nii[.gz] with --mask")
+                               ".parquet, .csv, .func.gii, .mgh/.mgz, .dscalar.nii/.dtseries.nii or .nii[.gz] with `mask`")
 
 
 def apply_vertices(resp: Responses, spec) -> Responses:
     """Set the mesh vertex of each column of array responses from a one-column table."""
     if resp.kind != "array":
-        raise InputError("--vertices", f"applies to array responses only: the vertices of {resp.source} come from the file")
+        raise InputError("vertices", f"applies to array responses only: the vertices of {resp.source} come from the file")
     V = resp.data.shape[1]
     raw = read_labels(spec, n=V)
     if len(raw) != V:
@@ -232,8 +234,8 @@ def check_space(resp: Responses, *, vertices_source=None) -> Responses:
         n = MESH_SIZES[resp.space]
         if resp.vertex is None:
             if V != 2 * n:
-                raise InputError(resp.source, f"has {V} columns but --space {resp.space} has {n} vertices per "
-                                              f"hemisphere: give all {2 * n} (left then right), or --vertices "
+                raise InputError(resp.source, f"has {V} columns but `space` {resp.space} has {n} vertices per "
+                                              f"hemisphere: give all {2 * n} (left then right), or `vertices` "
                                               "with the mesh vertex of each column")
             resp.vertex = np.arange(2 * n, dtype=np.int64)
         v = resp.vertex
@@ -285,7 +287,7 @@ def _name(values, table, path, warnings):
     if table is None:
         ok = values > 0
         if ok.any():
-            warnings.append(f"{Path(path).name}: no lookup table (--roi-lookup or a .ctab beside it): "
+            warnings.append(f"{Path(path).name}: no lookup table (`lookups`, or a .ctab beside it): "
                             "ROIs are named by their integer values")
         out[ok] = values[ok].astype(str)
         return out
@@ -334,7 +336,7 @@ def read_rois(specs, resp: Responses, *, lookups=()) -> tuple:
                                 ".nii[.gz], .dlabel.nii or a one-column table")
     if resp.space == "volume":
         if resp.volume is None:
-            raise InputError(specs[0], "a label image needs volume responses read from a NIfTI with --mask: "
+            raise InputError(specs[0], "a label image needs volume responses read from a NIfTI with `mask`: "
                                        "for array responses give a one-column ROI table")
         full = np.full(resp.volume["shape"], None, dtype=object)
         for s, k in zip(specs, kinds):
@@ -353,7 +355,7 @@ def read_rois(specs, resp: Responses, *, lookups=()) -> tuple:
     n = resp.n_per_hemi
     if n is None or resp.vertex is None:
         raise InputError(specs[0], f"is a surface label file but the responses' space is {resp.space!r}: "
-                                   "give --space (and --vertices) for a known mesh, or an ROI table")
+                                   "give `space` (and `vertices`) for a known mesh, or an ROI table")
     full = np.full(2 * n, None, dtype=object)
     only = set(resp.hemi.tolist()) if resp.hemi is not None else {"left", "right"}
     for s, k in zip(specs, kinds):

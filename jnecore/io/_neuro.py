@@ -244,7 +244,7 @@ def read_volume(path, mask_path, *, kind="nifti") -> dict:
     if isinstance(img, cifti2.Cifti2Image):
         raise InputError(path, "is a CIFTI-2 file: name it .dscalar.nii or .dtseries.nii")
     if mask_path is None:
-        raise InputError(path, "is a volume: give --mask (a 3-D NIfTI of the voxels to model)")
+        raise InputError(path, "is a volume: give `mask` (a 3-D NIfTI of the voxels to model)")
     shape = tuple(img.shape)
     if len(shape) not in (3, 4):
         raise InputError(path, f"must be a 4-D volume (x, y, z, samples), got shape {shape}")

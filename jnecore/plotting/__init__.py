@@ -1,7 +1,8 @@
 """Plotly figures from bundle data (nilearn-style API: data in, ``go.Figure`` out).
 
-Every function takes the same keyword names where they apply: ``hemi``, ``view``, ``threshold``,
-``cmap``, ``vmin``, ``vmax``, ``title``.
+Every function takes nilearn's keyword names where they apply: ``stat_map`` (the values),
+``surf_mesh`` (the surface), ``bg_map``, ``hemi``, ``view``, ``threshold``, ``cmap``, ``vmin``,
+``vmax``, ``title``.
 """
 
 from ._surface import HOVERTEMPLATE, VIEWS, camera_for_view, colormaps, hover_label, plot_surface_map
@@ -13,13 +14,15 @@ from ._roi import (LEVEL_COLORS, METRIC_LABELS, level_color, plot_level_bars, pl
                    plot_roi_distributions, plot_test_matrix, r2_correlation_table)
 from ._selectivity import (group_colors, plot_group_drivers, plot_roi_group_bars, plot_roi_group_heatmap,
                            plot_top_stimuli, roi_group_matrix)
-from ._performance import (noise_ceiling_fraction, plot_noise_ceiling_density, plot_r2_by_roi,
-                           plot_significant_counts, significant_counts)
+from ._performance import (ENCODERS, encoders_present, noise_ceiling_fraction, plot_noise_ceiling_density,
+                           plot_r2_by_roi, plot_r2_distributions, plot_r2_pair_scatter, plot_significant_counts,
+                           ridge_comparison, significant_counts)
 from ._simulations import PLACEMENT_COLORS, plot_placement, plot_sample_size, plot_single_neuron
 from ._compare import compare_rois, plot_roi_comparison, vertex_difference
 
 __all__ += [
-    "LEVEL_COLORS", "METRIC_LABELS", "PLACEMENT_COLORS", "compare_rois", "group_colors", "level_color",
+    "ENCODERS", "LEVEL_COLORS", "METRIC_LABELS", "PLACEMENT_COLORS", "compare_rois", "encoders_present",
+    "plot_r2_distributions", "plot_r2_pair_scatter", "ridge_comparison", "group_colors", "level_color",
     "noise_ceiling_fraction", "plot_group_drivers", "plot_level_bars", "plot_noise_ceiling_density",
     "plot_placement", "plot_r2_by_roi", "plot_r2_scatter", "plot_roi_bars", "plot_roi_comparison",
     "plot_roi_distributions", "plot_roi_group_bars", "plot_roi_group_heatmap", "plot_sample_size",

@@ -7,10 +7,25 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..summaries import level_rank
-from ._roi import _layout, level_color
+from ._roi import _layout, _levels_present, _pearson, level_color
 
-__all__ = ["noise_ceiling_fraction", "plot_noise_ceiling_density", "plot_r2_by_roi", "plot_significant_counts",
+__all__ = ["ENCODERS", "encoders_present", "noise_ceiling_fraction", "plot_noise_ceiling_density", "plot_r2_by_roi",
+           "plot_r2_distributions", "plot_r2_pair_scatter", "plot_significant_counts", "ridge_comparison",
            "significant_counts"]
+
+#: the encoders a vertex table can score: name -> (R² column, colour). ``r2_ridge`` (the ridge
+#: baseline) is there only when the run fitted it.
+ENCODERS = {"linear": ("r2_linear", "#9ecae1"), "nonlinear": ("r2_nonlinear", "#08519c"),
+            "ridge": ("r2_ridge", "#969696")}
+
+
+def encoders_present(vertices: pd.DataFrame) -> list:
+    """Names of the encoders whose R² column is in ``vertices``, in :data:`ENCODERS` order."""
+    return [name for name, (col, _) in ENCODERS.items() if col in vertices]
+
+
+def _selected(vertices: pd.DataFrame, significant_only: bool) -> pd.DataFrame:
+    return vertices[vertices["significant"].astype(bool)] if significant_only else vertices
 
 
 def noise_ceiling_fraction(vertices: pd.DataFrame, *, model: str = "nonlinear", fraction: float = 0.8,
@@ -19,7 +34,7 @@ def noise_ceiling_fraction(vertices: pd.DataFrame, *, model: str = "nonlinear", 
 
     Returns (share, n) over vertices with finite R^2 and a positive noise ceiling.
     """
-    v = vertices[vertices["significant"].astype(bool)] if significant_only else vertices
+    v = _selected(vertices, significant_only)
     nc = v["noise_ceiling"].to_numpy(dtype=float)
     r2 = 100.0 * v[f"r2_{model}"].to_numpy(dtype=float)
     ok = np.isfinite(nc) & np.isfinite(r2) & (nc > 0)
@@ -36,7 +51,7 @@ def plot_noise_ceiling_density(vertices: pd.DataFrame, *, model: str = "nonlinea
     Parameters
     ----------
     vertices : bundle vertex table with ``noise_ceiling`` (percent, 0-100) and ``r2_<model>``
-    model : "nonlinear" or "linear"
+    model : "nonlinear", "linear" or "ridge" (needs ``r2_ridge``)
     bins : histogram bins per axis
 
     Returns a figure: trace 0 a heatmap of log10(count) (NaN where empty; ``customdata`` holds the
@@ -45,7 +60,7 @@ def plot_noise_ceiling_density(vertices: pd.DataFrame, *, model: str = "nonlinea
     """
     if "noise_ceiling" not in vertices:
         raise KeyError("the vertex table has no noise_ceiling column")
-    v = vertices[vertices["significant"].astype(bool)] if significant_only else vertices
+    v = _selected(vertices, significant_only)
     x = v["noise_ceiling"].to_numpy(dtype=float)
     y = 100.0 * v[f"r2_{model}"].to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -83,16 +98,18 @@ def _roi_order(v: pd.DataFrame, by: str) -> list:
 
 def plot_r2_by_roi(vertices: pd.DataFrame, *, significant_only: bool = True, roi_order=None, title=None,
                    height: int = 420) -> go.Figure:
-    """Mean ± SEM test R^2 of the linear and the nonlinear encoder per ROI (grouped bars).
+    """Mean ± SEM test R^2 of each encoder per ROI (grouped bars).
 
     ROIs are in ``roi_order`` when given (e.g. the hierarchy table's order), else ordered by level,
-    then by mean nonlinear R^2. Trace 0 = linear, trace 1 = nonlinear.
+    then by mean nonlinear R^2. Trace 0 = linear, trace 1 = nonlinear, trace 2 = the ridge
+    baseline when the table has ``r2_ridge``.
     """
-    v = vertices[vertices["significant"].astype(bool)] if significant_only else vertices
+    v = _selected(vertices, significant_only)
     present = set(v["roi"].astype(str))
     order = [str(r) for r in roi_order if str(r) in present] if roi_order is not None else _roi_order(v, "r2_nonlinear")
     fig = go.Figure()
-    for col, name, color in (("r2_linear", "linear", "#9ecae1"), ("r2_nonlinear", "nonlinear", "#08519c")):
+    for name in encoders_present(v):
+        col, color = ENCODERS[name]
         g = v.groupby("roi", observed=True)[col]
         mean = g.mean().reindex(order)
         sem = (g.std() / np.sqrt(g.count())).reindex(order)
@@ -103,6 +120,97 @@ def plot_r2_by_roi(vertices: pd.DataFrame, *, significant_only: bool = True, roi
     fig.update_yaxes(title="test R² (mean ± SEM)")
     which = "significant vertices" if significant_only else "all vertices"
     return _layout(fig, title if title is not None else f"Test R² per ROI ({which})", height=height, barmode="group")
+
+
+def plot_r2_distributions(vertices: pd.DataFrame, *, significant_only: bool = False, title=None,
+                          height: int = 420) -> go.Figure:
+    """Distribution over vertices of each encoder's test R^2 (violins with box and mean line).
+
+    Parameters
+    ----------
+    vertices : bundle vertex table with ``r2_linear``, ``r2_nonlinear`` and, when the run fitted
+        the ridge baseline, ``r2_ridge``
+
+    Returns a figure with one violin per encoder present (:func:`encoders_present` order), each
+    holding that encoder's finite R^2 values; the title gives their medians.
+    """
+    v = _selected(vertices, significant_only)
+    fig = go.Figure()
+    medians = []
+    for name in encoders_present(v):
+        col, color = ENCODERS[name]
+        y = v[col].to_numpy(dtype=float)
+        y = y[np.isfinite(y)]
+        medians.append(f"{name} {np.median(y):.3f}" if y.size else f"{name} –")
+        fig.add_violin(y=y, name=name, line_color=color, fillcolor=color, opacity=0.6, box_visible=True,
+                       meanline_visible=True, points=False, hoverinfo="y+name")
+    fig.update_yaxes(title="test R²")
+    which = "significant vertices" if significant_only else "all vertices"
+    default = f"Test R² per encoder ({which}); median: " + ", ".join(medians)
+    return _layout(fig, title if title is not None else default, height=height, showlegend=False)
+
+
+def plot_r2_pair_scatter(vertices: pd.DataFrame, *, x: str = "ridge", y: str = "linear",
+                         significant_only: bool = False, max_points: int = 20000, seed: int = 0, title=None,
+                         height: int = 460) -> go.Figure:
+    """Test R^2 of encoder ``y`` against encoder ``x`` per vertex, coloured by level.
+
+    Parameters
+    ----------
+    vertices : bundle vertex table holding both encoders' R² columns (see :data:`ENCODERS`)
+    x, y : encoder names, e.g. ``x="ridge"`` (the baseline), ``y="linear"`` (the linear network)
+    max_points : plot at most this many points (a seeded random subset); the title's numbers use all
+
+    Returns a figure with one scatter trace per level and the identity line last (name "y = x");
+    the title gives Pearson r and the share of vertices where ``y`` scores above ``x``.
+    """
+    cx, cy = ENCODERS[x][0], ENCODERS[y][0]
+    if cx not in vertices or cy not in vertices:
+        raise KeyError(f"the vertex table lacks {cx if cx not in vertices else cy}")
+    v = _selected(vertices, significant_only)
+    v = v[np.isfinite(v[cx].to_numpy(dtype=float)) & np.isfinite(v[cy].to_numpy(dtype=float))]
+    r, _, n = _pearson(v[cx], v[cy])
+    above = float(np.mean(v[cy].to_numpy(dtype=float) > v[cx].to_numpy(dtype=float))) if n else np.nan
+    shown = v.sample(max_points, random_state=seed) if len(v) > max_points else v
+    fig = go.Figure()
+    for lv in _levels_present(shown["level"]):
+        sub = shown[shown["level"].astype(str) == lv]
+        fig.add_scattergl(x=sub[cx].to_numpy(dtype=float), y=sub[cy].to_numpy(dtype=float), mode="markers", name=lv,
+                          marker=dict(color=level_color(lv), size=4, opacity=0.6),
+                          customdata=sub["roi"].astype(str).to_numpy()[:, None],
+                          hovertemplate=f"%{{customdata[0]}}<br>{x} %{{x:.3f}}<br>{y} %{{y:.3f}}<extra>{lv}</extra>")
+    lo = float(min(v[cx].min(), v[cy].min(), 0.0)) if n else 0.0
+    hi = float(max(v[cx].max(), v[cy].max(), 0.01)) if n else 1.0
+    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(color="black", dash="dash", width=1),
+                    hoverinfo="skip")
+    fig.update_xaxes(title=f"R² {x} encoder")
+    fig.update_yaxes(title=f"R² {y} encoder", scaleanchor="x", scaleratio=1)
+    default = (f"{y} vs {x} R²: Pearson r = {r:.3f}, {y} higher for {100 * above:.1f}% of {n} vertices"
+               if np.isfinite(r) else f"{y} vs {x} R² (n = {n})")
+    return _layout(fig, title if title is not None else default, height=height)
+
+
+def ridge_comparison(vertices: pd.DataFrame, *, significant_only: bool = False) -> pd.DataFrame:
+    """Each network encoder against the ridge baseline over the vertices where both are finite.
+
+    Returns one row per network encoder present (linear, nonlinear): ``encoder``, ``n``,
+    ``mean_r2``, ``mean_r2_ridge``, ``median_gain`` (median of R² − ridge R²) and
+    ``share_above_ridge``. Raises ``KeyError`` without an ``r2_ridge`` column.
+    """
+    if "r2_ridge" not in vertices:
+        raise KeyError("the vertex table has no r2_ridge column (the run did not fit the ridge baseline)")
+    v = _selected(vertices, significant_only)
+    ridge = v["r2_ridge"].to_numpy(dtype=float)
+    rows = []
+    for name in (e for e in encoders_present(v) if e != "ridge"):
+        r2 = v[ENCODERS[name][0]].to_numpy(dtype=float)
+        ok = np.isfinite(r2) & np.isfinite(ridge)
+        gain = r2[ok] - ridge[ok]
+        rows.append(dict(encoder=name, n=int(ok.sum()), mean_r2=float(np.mean(r2[ok])) if ok.any() else np.nan,
+                         mean_r2_ridge=float(np.mean(ridge[ok])) if ok.any() else np.nan,
+                         median_gain=float(np.median(gain)) if ok.any() else np.nan,
+                         share_above_ridge=float(np.mean(gain > 0)) if ok.any() else np.nan))
+    return pd.DataFrame(rows, columns=["encoder", "n", "mean_r2", "mean_r2_ridge", "median_gain", "share_above_ridge"])
 
 
 def significant_counts(vertices: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,11 @@
 
 - :func:`plot_single_neuron`: JNE and |phi''| along the input axis, one panel per activation,
   with their Pearson r (paper Fig. 2a).
-- :func:`plot_placement`: mean ± SD JNE per activation and placement (Fig. 2b).
+- :func:`plot_placement`: mean JNE per activation and placement with CI / SD / SEM bars (Fig. 2b),
+  one panel per architecture x initialisation.
+- :func:`plot_placement_pairs`: the paired differences between neighbours in the paper's claimed
+  order (none < Loc1 < Loc2 < both) with their CIs, a panel per configuration and pair; above 0
+  agrees with the paper.
 - :func:`plot_sample_size`: correlation of JNE with |phi''| against the number of samples N (Fig. 2c).
 """
 
@@ -15,9 +19,13 @@ from plotly.subplots import make_subplots
 
 from ._roi import _layout
 
-__all__ = ["PLACEMENT_COLORS", "plot_single_neuron", "plot_placement", "plot_sample_size"]
+__all__ = ["PLACEMENT_COLORS", "RESULT_SYMBOLS", "plot_single_neuron", "plot_placement", "plot_placement_pairs",
+           "plot_sample_size"]
 
 PLACEMENT_COLORS = {"none": "#bdbdbd", "Loc1": "#6baed6", "Loc2": "#2171b5", "both": "#08306b"}
+#: marker symbol of a paired difference by its result (see jnecore.simulate.placement_pairs)
+RESULT_SYMBOLS = {"supports": "circle", "contradicts": "x", "unresolved": "circle-open"}
+_RESULT_COLORS = {"supports": "#009E73", "contradicts": "#D55E00", "unresolved": "#7f7f7f"}
 _JNE_COLOR = "#D55E00"
 _PHI_COLOR = "#0072B2"
 
@@ -72,33 +80,134 @@ def plot_single_neuron(curves: pd.DataFrame, summary: pd.DataFrame | None = None
                    height=height)
 
 
-def plot_placement(summary: pd.DataFrame, *, error: str = "std", title=None, height: int = 400) -> go.Figure:
-    """Mean JNE per activation (x) and placement of the nonlinearity (colour), with error bars.
+def _panels(df: pd.DataFrame):
+    """[(title, rows of df)] per architecture x init (one untitled panel without those columns),
+    laid out architectures down, inits across; returns (panels, n_rows, n_cols)."""
+    archs = list(dict.fromkeys(df["architecture"].astype(str))) if "architecture" in df else [None]
+    inits = list(dict.fromkeys(df["init"].astype(str))) if "init" in df else [None]
+    panels = []
+    for arch in archs:
+        for init in inits:
+            sel = np.ones(len(df), bool)
+            if arch is not None:
+                sel &= df["architecture"].astype(str).to_numpy() == arch
+            if init is not None:
+                sel &= df["init"].astype(str).to_numpy() == init
+            title = ", ".join(t for t in (arch, None if init is None else f"init={init}") if t)
+            panels.append((title, df[sel]))
+    return panels, len(archs), len(inits)
+
+
+def _verdict_note(order: pd.DataFrame | None, sub: pd.DataFrame) -> str:
+    if order is None or sub.empty or "verdict" not in order:
+        return ""
+    keys = [k for k in ("architecture", "init") if k in order and k in sub]
+    o = order
+    for k in keys:
+        o = o[o[k].astype(str) == str(sub[k].iloc[0])]
+    n_ok = int((o["verdict"] == "agrees").sum())
+    return f" — paper's order in {n_ok}/{len(o)}"
+
+
+def _bar_errors(sub: pd.DataFrame, error: str) -> dict:
+    if error == "ci":
+        m = sub["mean"].to_numpy(float)
+        return dict(type="data", symmetric=False, array=sub["ci_high"].to_numpy(float) - m,
+                    arrayminus=m - sub["ci_low"].to_numpy(float), visible=True)
+    return dict(type="data", array=sub[error].to_numpy(float), visible=True)
+
+
+def plot_placement(summary: pd.DataFrame, *, error: str = "ci", order: pd.DataFrame | None = None, title=None,
+                   height: int | None = None) -> go.Figure:
+    """Mean JNE per activation (x) and placement of the nonlinearity (colour), with error bars; one
+    panel per architecture x initialisation (rows x columns) when the table has those columns.
 
     Parameters
     ----------
-    summary : placement_summary.parquet: activation, placement, mean, std, sem, n
-    error : "std" (the paper's bars) or "sem"
+    summary : placement_summary.parquet: [architecture, init,] activation, placement, mean, std,
+        sem, n[, ci_low, ci_high]
+    error : "ci" (the t interval of the mean, needs ci_low / ci_high), "std" (the paper's bars) or
+        "sem"
+    order : placement_order.parquet; when given, each panel's title says in how many activations
+        the paper's order holds
 
-    Returns one bar trace per placement (none, Loc1, Loc2, both order); ``x`` = activations.
+    Returns one bar trace per panel and placement (none, Loc1, Loc2, both order within a panel);
+    ``x`` = activations. Panels have their own y axes (the inits differ by orders of magnitude).
     """
+    if error == "ci" and not {"ci_low", "ci_high"} <= set(summary.columns):
+        raise ValueError("error='ci' needs the summary's ci_low and ci_high columns")
     s = summary.copy()
     s["activation"] = s["activation"].astype(str)
     s["placement"] = s["placement"].astype(str)
     acts = list(dict.fromkeys(s["activation"]))
     places = [p for p in PLACEMENT_COLORS if p in set(s["placement"])] + \
         [p for p in dict.fromkeys(s["placement"]) if p not in PLACEMENT_COLORS]
-    fig = go.Figure()
-    for p in places:
-        sub = s[s["placement"] == p].set_index("activation").reindex(acts)
-        fig.add_bar(x=acts, y=sub["mean"].to_numpy(float), name=p, marker_color=PLACEMENT_COLORS.get(p, "#999999"),
-                    error_y=dict(type="data", array=sub[error].to_numpy(float), visible=True),
-                    customdata=sub["n"].to_numpy() if "n" in sub else None,
-                    hovertemplate="%{x}, " + p + "<br>mean JNE %{y:.4g}<br>n = %{customdata}<extra></extra>")
-    fig.update_xaxes(title="activation")
-    fig.update_yaxes(title=f"JNE (mean ± {'SD' if error == 'std' else 'SEM'} over initialisations)")
-    return _layout(fig, title if title is not None else "Placement of the nonlinearity in a residual network",
-                   height=height, barmode="group", legend_title_text="placement")
+    panels, n_rows, n_cols = _panels(s)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[t + _verdict_note(order, sub) for t, sub in panels]
+                        if any(t for t, _ in panels) else None, vertical_spacing=0.12, horizontal_spacing=0.08)
+    for i, (ptitle, psub) in enumerate(panels):
+        row, col = i // n_cols + 1, i % n_cols + 1
+        for p in places:
+            sub = psub[psub["placement"] == p].set_index("activation").reindex(acts)
+            fig.add_bar(x=acts, y=sub["mean"].to_numpy(float), name=p, legendgroup=p, showlegend=i == 0,
+                        marker_color=PLACEMENT_COLORS.get(p, "#999999"), error_y=_bar_errors(sub, error),
+                        customdata=sub["n"].to_numpy() if "n" in sub else None, row=row, col=col,
+                        hovertemplate=(ptitle + "<br>" if ptitle else "") + "%{x}, " + p +
+                        "<br>mean JNE %{y:.4g}<br>n = %{customdata}<extra></extra>")
+    label = {"ci": "95% CI of the mean" if "ci_low" in s else "CI", "std": "SD", "sem": "SEM"}[error]
+    fig.update_yaxes(title_text=f"JNE (mean, {label} over initialisations)", col=1)
+    fig.update_xaxes(title_text="activation", row=n_rows)
+    return _layout(fig, title if title is not None else "Placement of the nonlinearity: mean JNE per placement",
+                   height=height or 140 + 300 * n_rows, barmode="group", legend_title_text="placement")
+
+
+def plot_placement_pairs(pairs: pd.DataFrame, *, adjacent_only: bool = True, title=None,
+                         height: int | None = None) -> go.Figure:
+    """Paired differences JNE(upper) - JNE(lower) over repeats with their CIs: one panel per
+    configuration (row: architecture x init) and pair of the claimed order (column), activations
+    along x, each panel on its own y scale with a dashed line at 0 (above it: the paper's order).
+
+    Parameters
+    ----------
+    pairs : placement_pairs.parquet: [architecture, init,] activation, lower, upper, adjacent,
+        mean_diff, ci_low, ci_high, result
+    adjacent_only : only neighbours in the claimed order (the ones the verdict rests on)
+
+    Returns scatter traces, one per panel and result (``supports`` / ``contradicts`` /
+    ``unresolved``, coloured and shaped by :data:`RESULT_SYMBOLS`), ``x`` = activations, ``y`` =
+    mean_diff, error bars to ci_low / ci_high; each trace's ``meta`` is {"config", "pair"}.
+    """
+    p = pairs[pairs["adjacent"].astype(bool)] if adjacent_only else pairs
+    p = p.assign(activation=p["activation"].astype(str),
+                 label=p["upper"].astype(str) + " − " + p["lower"].astype(str))
+    acts = list(dict.fromkeys(p["activation"]))
+    labels = list(dict.fromkeys(p["label"]))
+    panels, _, _ = _panels(p)
+    fig = make_subplots(rows=len(panels), cols=max(1, len(labels)), column_titles=labels,
+                        row_titles=[t for t, _ in panels] if any(t for t, _ in panels) else None,
+                        vertical_spacing=0.25 / max(1, len(panels)), horizontal_spacing=0.07)
+    shown = set()
+    for i, (ptitle, psub) in enumerate(panels, start=1):
+        for j, lab in enumerate(labels, start=1):
+            sub = psub[psub["label"] == lab].set_index("activation").reindex(acts).dropna(subset=["mean_diff"])
+            for res, symbol in RESULT_SYMBOLS.items():
+                r = sub[sub["result"] == res]
+                if r.empty:
+                    continue
+                m = r["mean_diff"].to_numpy(float)
+                fig.add_scatter(x=r.index.tolist(), y=m, mode="markers", name=res, legendgroup=res,
+                                showlegend=res not in shown, meta={"config": ptitle, "pair": lab},
+                                marker=dict(color=_RESULT_COLORS[res], symbol=symbol, size=9),
+                                error_y=dict(type="data", symmetric=False, array=r["ci_high"].to_numpy(float) - m,
+                                             arrayminus=m - r["ci_low"].to_numpy(float), visible=True),
+                                hovertemplate=(ptitle + "<br>" if ptitle else "") + "%{x}: " + lab +
+                                " = %{y:.4g}<br>" + res + "<extra></extra>", row=i, col=j)
+                shown.add(res)
+            fig.add_hline(y=0, line=dict(color="#555555", dash="dash", width=1), row=i, col=j)
+    fig.update_yaxes(title_text="paired difference", col=1)
+    return _layout(fig, title if title is not None else
+                   "The paper's order pair by pair: JNE(upper) − JNE(lower) over repeats, with CIs (> 0 agrees)",
+                   height=height or 120 + 230 * len(panels), legend_title_text="pair")
 
 
 def plot_sample_size(table: pd.DataFrame, *, title=None, height: int = 380) -> go.Figure:

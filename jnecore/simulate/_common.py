@@ -1,12 +1,18 @@
-"""Batched JNE for single-output models, correlations and seeding shared by the simulations."""
+"""Batched JNE for single-output models, correlations, window grids and seeding shared by the
+simulations."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy import stats
 
-__all__ = ["jne_single_output", "correlation", "child_seed", "window_grid"]
+from ..backend import resolve_device
+from ._activations import first_derivative
+
+__all__ = ["jne_single_output", "derivative_jne", "correlation", "child_seed", "window_grid", "Windows"]
 
 
 def jne_single_output(J: torch.Tensor) -> torch.Tensor:
@@ -35,6 +41,28 @@ def jne_single_output(J: torch.Tensor) -> torch.Tensor:
     s = (delta - shift).abs_().sum(-1).to(torch.float64)  # (B, N)
     mu = s.mean(-1, keepdim=True)
     return (s - mu).square_().mean(-1).sqrt_()
+
+
+def derivative_jne(fn, X, *, device="cpu", dtype=torch.float64) -> np.ndarray:
+    """JNE of an elementwise 1-D function over many windows at once.
+
+    Parameters
+    ----------
+    fn : callable
+        Elementwise torch function phi (its 1 x 1 Jacobian at x is phi'(x), by forward mode).
+    X : array-like (C, P)
+        C windows of P scalar inputs each.
+
+    Returns
+    -------
+    ndarray (C,)
+        JNE of each window.
+    """
+    Xt = torch.as_tensor(np.asarray(X), dtype=dtype, device=resolve_device(device))
+    if Xt.ndim != 2:
+        raise ValueError(f"X must be (windows, points), got shape {tuple(Xt.shape)}")
+    with torch.no_grad():
+        return jne_single_output(first_derivative(fn, Xt)).cpu().numpy()
 
 
 def correlation(a, b) -> tuple[float, float]:
@@ -76,3 +104,17 @@ def window_grid(limit: float, step: float, half_width: float, n_points: int) -> 
     m = int(n_points) - 1
     offsets = (np.arange(m + 1, dtype=np.float64) * 2.0 - m) * (half_width / m)
     return centres, offsets
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The window centres of the 1-D experiments: -limit, -limit + step, ..., limit; the window at
+    centre c covers [c - half_width, c + half_width]."""
+
+    limit: float = 10.0
+    step: float = 0.02
+    half_width: float = 0.001
+
+    def grid(self, n_points: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """``window_grid(limit, step, half_width, n_points)``: centres (C,), offsets (n_points,)."""
+        return window_grid(self.limit, self.step, self.half_width, n_points)

@@ -21,9 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..backend import resolve_device
-from ._activations import first_derivative
-from ._common import child_seed, correlation, jne_single_output, window_grid
+from ._common import Windows, child_seed, correlation, derivative_jne
 
 __all__ = ["sample_size", "sample_size_summary", "SAMPLE_SIZES", "abs_sin"]
 
@@ -37,16 +35,8 @@ def abs_sin(x: torch.Tensor) -> torch.Tensor:
     return torch.sin(x).abs()
 
 
-def sample_size(
-    sizes: Sequence[int] = SAMPLE_SIZES,
-    *,
-    seed: int = 0,
-    limit: float = 10.0,
-    step: float = 0.02,
-    half_width: float = 0.001,
-    device="cpu",
-    dtype=torch.float64,
-) -> pd.DataFrame:
+def sample_size(sizes: Sequence[int] = SAMPLE_SIZES, *, seed: int = 0, windows: Windows = Windows(), device="cpu",
+                dtype=torch.float64) -> pd.DataFrame:
     """JNE of phi = |sin x| on windows of N random points, for each sample size N.
 
     Parameters
@@ -56,7 +46,7 @@ def sample_size(
     seed : int
         Draws for size N come from their own stream, ``child_seed(seed, 3, N)``, so adding or
         removing sizes leaves the others' draws unchanged.
-    limit, step, half_width : float
+    windows : Windows
         Window centres -limit, -limit + step, ..., limit; windows [c - half_width, c + half_width].
 
     Returns
@@ -65,8 +55,8 @@ def sample_size(
         ``n_samples``, ``centre``, ``jne``, ``abs_second_derivative`` (|phi''(c)| = |sin c|, NaN on
         kink windows), ``kink`` (the window contains a multiple of pi).
     """
-    dev = resolve_device(device)
-    centres, _ = window_grid(limit, step, half_width, 2)
+    half_width = windows.half_width
+    centres, _ = windows.grid()
     k = np.round(centres / np.pi)
     kink = np.abs(centres - k * np.pi) <= half_width
     d2 = np.where(kink, np.nan, np.abs(np.sin(centres)))
@@ -77,9 +67,7 @@ def sample_size(
             raise ValueError(f"sample sizes must be >= 2, got {n}")
         rng = np.random.default_rng(child_seed(seed, _STREAM, n))
         u = rng.uniform(-half_width, half_width, size=(centres.size, n))
-        X = torch.as_tensor(centres[:, None] + u, dtype=dtype, device=dev)
-        with torch.no_grad():
-            jne = jne_single_output(first_derivative(abs_sin, X)).cpu().numpy()
+        jne = derivative_jne(abs_sin, centres[:, None] + u, device=device, dtype=dtype)
         curves.append(pd.DataFrame({"n_samples": n, "centre": centres, "jne": jne,
                                     "abs_second_derivative": d2, "kink": kink}))
     return pd.concat(curves, ignore_index=True)

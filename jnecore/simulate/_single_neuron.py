@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..backend import resolve_device
-from ._activations import SIM_ACTIVATIONS, activation_module, first_derivative, kink_jump, second_derivative
-from ._common import correlation, jne_single_output, window_grid
+from ._activations import SIM_ACTIVATIONS, activation_module, kink_jump, second_derivative
+from ._common import Windows, correlation, derivative_jne
 
 __all__ = ["single_neuron", "single_neuron_summary", "single_neuron_jne"]
 
@@ -41,29 +40,15 @@ def single_neuron_jne(activation: str, X, *, device="cpu", dtype=torch.float64) 
     ndarray (C,)
         JNE of each window; equals ``compute_jne(activation_module(activation), X[c][:, None])``.
     """
-    phi = activation_module(activation)
-    Xt = torch.as_tensor(np.asarray(X), dtype=dtype, device=resolve_device(device))
-    if Xt.ndim != 2:
-        raise ValueError(f"X must be (windows, points), got shape {tuple(Xt.shape)}")
-    with torch.no_grad():
-        J = first_derivative(phi, Xt)  # (C, P): phi'(x), the 1 x 1 Jacobian per point
-        return jne_single_output(J).cpu().numpy()
+    return derivative_jne(activation_module(activation), X, device=device, dtype=dtype)
 
 
-def single_neuron(
-    activations: Sequence[str] = SIM_ACTIVATIONS,
-    *,
-    limit: float = 10.0,
-    step: float = 0.02,
-    half_width: float = 0.001,
-    n_points: int = 1001,
-    device="cpu",
-    dtype=torch.float64,
-) -> pd.DataFrame:
+def single_neuron(activations: Sequence[str] = SIM_ACTIVATIONS, *, windows: Windows = Windows(),
+                  n_points: int = 1001, device="cpu", dtype=torch.float64) -> pd.DataFrame:
     """JNE of y = phi(x) on narrow windows centred across [-limit, limit], with phi''(centre).
 
-    Window centres are -limit, -limit + step, ..., limit (1001 with the defaults); each window is
-    ``n_points`` evenly spaced points on [c - half_width, c + half_width]. Computed in float64 by
+    Window centres are ``windows``' -limit, -limit + step, ..., limit (1001 with the defaults);
+    each window is ``n_points`` evenly spaced points on [c - half_width, c + half_width]. Computed in float64 by
     default: in float32 the rounding of phi' (about 1e-7) swamps the smooth activations' JNE
     (about 3e-4 |phi''|) once |phi''| < 1e-3.
 
@@ -78,11 +63,11 @@ def single_neuron(
         ``jne_taylor``: |phi''(centre)| * std_i |u_i - mean u|, the first-order prediction for a
         smooth phi (NaN on kink windows).
     """
-    centres, offsets = window_grid(limit, step, half_width, n_points)
+    centres, offsets = windows.grid(n_points)
     X = centres[:, None] + offsets[None, :]
     u = offsets - offsets.mean()
     spread = float(np.abs(u).std())  # std_i |u_i - mean u|, about h / sqrt(12)
-    kink_window = np.abs(centres) <= half_width
+    kink_window = np.abs(centres) <= windows.half_width
     frames = []
     for name in activations:
         jne = single_neuron_jne(name, X, device=device, dtype=dtype)

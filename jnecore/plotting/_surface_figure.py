@@ -1,0 +1,164 @@
+"""Figure assembly for :func:`~jnecore.plotting.plot_surface_map`: plotly traces, camera, layout.
+
+nilearn's plotly backend (``nilearn.plotting.surface._plotly_backend``, private) has its own
+cameras and layout for one mesh per figure; ours frame a hemisphere pair closer, handle flat maps
+(orthographic, from above) and keep the colour bar to the data range, so they are kept here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..validation import InputError
+from ._surface_hover import HOVERTEMPLATE
+
+VIEWS = ("lateral", "medial", "ventral", "dorsal", "posterior", "anterior")
+_EYE = 1.5  # close enough that a hemisphere pair fills the scene
+_LIGHT_3D = dict(ambient=0.45, diffuse=0.7, specular=0.05, roughness=0.9, fresnel=0.05)
+_LIGHT_FLAT = dict(ambient=1.0, diffuse=0.0, specular=0.0, roughness=1.0, fresnel=0.0)
+_AXIS = dict(visible=False, showbackground=False, showgrid=False, zeroline=False, showspikes=False)
+
+
+def camera_for_view(view: str | dict = "lateral", hemi: str = "both", flat: bool = False) -> dict:
+    """Plotly ``scene.camera`` for a named view.
+
+    Parameters
+    ----------
+    view : {"lateral", "medial", "ventral", "dorsal", "posterior", "anterior"} or dict
+        lateral / medial look at the left hemisphere when ``hemi`` is "left" or "both" (the right
+        one when "right"); ventral, dorsal, posterior and anterior show both. A dict is returned
+        as is.
+    hemi : {"both", "left", "right"}
+    flat : bool
+        Flat maps are always seen from above (orthographic); ``view`` is then ignored.
+
+    Returns
+    -------
+    camera : dict
+        ``eye``, ``up``, ``center`` and ``projection``.
+    """
+    if isinstance(view, dict):
+        return view
+    if flat:
+        return dict(eye=dict(x=0, y=0, z=1.2), up=dict(x=0, y=1, z=0), center=dict(x=0, y=0, z=0),
+                    projection=dict(type="orthographic"))
+    if view not in VIEWS:
+        raise InputError("view", f"must be one of {VIEWS} or a plotly camera dict, got {view!r}")
+    side = 1.0 if hemi == "right" else -1.0
+    eyes = {
+        "lateral": ((side * _EYE, 0, 0), (0, 0, 1)),
+        "medial": ((-side * _EYE, 0, 0), (0, 0, 1)),
+        "ventral": ((0, 0, -_EYE), (0, 1, 0)),
+        "dorsal": ((0, 0, _EYE), (0, 1, 0)),
+        "posterior": ((0, -_EYE, 0), (0, 0, 1)),
+        "anterior": ((0, _EYE, 0), (0, 0, 1)),
+    }
+    (ex, ey, ez), (ux, uy, uz) = eyes[view]
+    return dict(eye=dict(x=ex, y=ey, z=ez), up=dict(x=ux, y=uy, z=uz), center=dict(x=0, y=0, z=0),
+                projection=dict(type="perspective"))
+
+
+def surface_trace(drawn, codes, scale, customdata, text, value_name="value", flat=False) -> go.Mesh3d:
+    """The "surface" trace: one ``Mesh3d`` coloured by uint8 codes on the combined scale.
+
+    Parameters
+    ----------
+    drawn : DrawnMesh (``coordinates`` (n_drawn, 3), ``faces`` (n_faces, 3))
+    codes : ndarray of uint8, (n_drawn,)
+    scale : list of [float, str]
+        Colour scale over codes 0..255 (see ``_surface_colors.combined_scale``).
+    customdata : ndarray of float32, (n_drawn, 2)
+    text : ndarray of str, (n_drawn,)
+    value_name : str
+    flat : bool
+        Flat maps are lit evenly (no shading).
+
+    Returns
+    -------
+    trace : go.Mesh3d
+    """
+    xyz, f = drawn.coordinates, drawn.faces
+    return go.Mesh3d(
+        x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2],
+        i=np.ascontiguousarray(f[:, 0]), j=np.ascontiguousarray(f[:, 1]), k=np.ascontiguousarray(f[:, 2]),
+        intensity=codes, intensitymode="vertex", colorscale=scale, cmin=0, cmax=255, showscale=False,
+        customdata=customdata, text=text, hovertemplate=HOVERTEMPLATE.replace("%s", str(value_name)),
+        lighting=_LIGHT_FLAT if flat else _LIGHT_3D, flatshading=False, name="surface", showlegend=False,
+    )
+
+
+def colorbar_trace(anchor, stops, vmin, vmax, value_name="value") -> go.Scatter3d:
+    """The "colorbar" trace: one invisible point whose colour bar shows the data range only.
+
+    Parameters
+    ----------
+    anchor : ndarray of float32, (1, 3) or (0, 3)
+        Where the point sits (a drawn vertex; the origin if none).
+    stops : list of [float, str]
+        The data colour scale.
+    vmin, vmax : float
+    value_name : str
+
+    Returns
+    -------
+    trace : go.Scatter3d
+    """
+    anchor = anchor[:1] if len(anchor) else np.zeros((1, 3), np.float32)
+    return go.Scatter3d(
+        x=anchor[:, 0], y=anchor[:, 1], z=anchor[:, 2], mode="markers", name="colorbar",
+        marker=dict(size=0.1, opacity=0, color=[vmin], colorscale=stops, cmin=vmin, cmax=vmax, showscale=True,
+                    colorbar=dict(title=dict(text=value_name), thickness=14, len=0.6)),
+        hoverinfo="skip", showlegend=False,
+    )
+
+
+def scene_layout(coords, view="lateral", hemi="both", flat=False) -> dict:
+    """Plotly ``scene``: hidden axes, the camera, and the aspect (data aspect; flat maps framed).
+
+    Parameters
+    ----------
+    coords : ndarray of float, (n_drawn, 3)
+        Drawn vertex coordinates (the flat map's extent sets its aspect ratio).
+    view, hemi, flat : see :func:`camera_for_view`
+
+    Returns
+    -------
+    scene : dict
+    """
+    scene = dict(xaxis=_AXIS, yaxis=dict(_AXIS), zaxis=dict(_AXIS), camera=camera_for_view(view, hemi, flat=flat),
+                 bgcolor="white")
+    if flat:
+        rx = float(np.ptp(coords[:, 0])) or 1.0
+        ry = float(np.ptp(coords[:, 1])) or 1.0
+        # the orthographic camera ignores the eye distance: the aspect ratio sets the size
+        k = min(2.9, 1.8 * rx / ry)
+        scene.update(aspectmode="manual", aspectratio=dict(x=k, y=k * ry / rx, z=0.02),
+                     zaxis=dict(_AXIS, range=[-1, 1]), dragmode="pan")
+    else:
+        scene.update(aspectmode="data")
+    return scene
+
+
+def assemble_figure(traces, scene, title=None, meta=None) -> go.Figure:
+    """A figure of the traces in one white 3D scene, no margins but the title's.
+
+    Parameters
+    ----------
+    traces : list of plotly traces
+    scene : dict
+        From :func:`scene_layout`.
+    title : str, optional
+    meta : dict, optional
+        Stored as ``fig.layout.meta``.
+
+    Returns
+    -------
+    fig : go.Figure
+    """
+    fig = go.Figure(traces)
+    fig.update_layout(
+        scene=scene, margin=dict(l=0, r=0, t=40 if title else 0, b=0), showlegend=False,
+        paper_bgcolor="white", hoverlabel=dict(align="left"), title=dict(text=title) if title else None, meta=meta,
+    )
+    return fig
