@@ -139,12 +139,17 @@ def _apply_prepared(a, explicit: set):
         files = dict(info["files"])
     except (ValueError, KeyError, TypeError):
         raise InputError(man, "is not a valid prepare.json") from None
+    volume = isinstance(info.get("volume"), dict) and "mask" in files
     for opt in _PREPARED_OPTIONS:
         if getattr(a, opt, None) in (None, []) and opt in files:
             if opt == "test_index" and "test_fraction" in explicit:
                 continue
             value = str(root / files[opt])
             setattr(a, opt, [value] if opt in ("responses", "rois") else value)
+            if opt == "responses" and volume:  # volume voxels: read with the folder's mask.nii.gz
+                if a.mask:
+                    raise InputError("--mask", f"the responses of {root} come with their mask ({files['mask']})")
+                a.prepared_volume = (root, info)
     if a.space == "auto" and info.get("space"):
         a.space = info["space"]
 
@@ -189,7 +194,12 @@ def _read_responses(a):
     from .io import apply_vertices, check_space, read_responses
     from .validation import check_matrix
 
-    resp = read_responses(a.responses, space=None if a.space == "auto" else a.space, mask=a.mask)
+    if getattr(a, "prepared_volume", None):  # `jne nsd-prepare --space func1pt8mm`
+        from .nsd import read_prepared_volume
+
+        resp = read_prepared_volume(*a.prepared_volume, responses=a.responses[0])
+    else:
+        resp = read_responses(a.responses, space=None if a.space == "auto" else a.space, mask=a.mask)
     resp.data = check_matrix(resp.data, resp.source, name="responses", finite=False, min_rows=6)
     if a.vertices:
         apply_vertices(resp, a.vertices)
@@ -246,6 +256,10 @@ def read_run_inputs(a):
     ), warnings, resp.source
 
 
+def _print_estimate(estimate, available: int):
+    print(f"memory: estimated peak {estimate.describe()}; {available / 2**30:.1f} GB available", file=sys.stderr)
+
+
 def cmd_run(a):
     """``jne run``: options -> JNEAnalysis -> run_pipeline -> one line per warning, then the path."""
     from .analysis import JNEAnalysis
@@ -277,7 +291,8 @@ def cmd_run(a):
     try:
         path, run_warnings = run_pipeline(analysis=analysis, out=Path(a.out), overwrite=a.overwrite,
                                           progress=not a.quiet, resume=a.resume,
-                                          checkpoint_dir=checkpoint_dir_for(a.out), **inputs)
+                                          checkpoint_dir=checkpoint_dir_for(a.out), on_estimate=_print_estimate,
+                                          **inputs)
     except InputError as exc:  # name the user's file rather than the library's parameter
         files = {"Y": resp_source, "responses": resp_source, "X": a.features, "test_index": a.test_index,
                  "groups": a.categories, "categories": a.categories}

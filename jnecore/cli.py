@@ -29,29 +29,47 @@ __all__ = ["main"]
 
 
 def _add_nsd(sub):
-    p = sub.add_parser("nsd-prepare", help="assemble one NSD subject (fsaverage betas, shared1000 test set, ROIs) "
-                                           "into files `jne run --prepared` reads")
+    p = sub.add_parser("nsd-prepare", help="assemble one NSD subject (fsaverage or func1pt8mm betas, shared1000 test "
+                                           "set, ROIs) into files `jne run --prepared` reads")
     p.add_argument("--nsd-root", help="the NSD folder (holding nsddata/, nsddata_betas/)")
     p.add_argument("--subject", required=True, help="1..8 or subj01..subj08")
     p.add_argument("--out", required=True, help="folder to create")
-    p.add_argument("--sessions", help="e.g. 1-10,12 (default: every session found)")
+    p.add_argument("--space", default="fsaverage",
+                   help="fsaverage (surface betas, default) or func1pt8mm (volume betas within the brain mask)")
+    p.add_argument("--sessions", help="e.g. 1-10,12 (default: every session found; a gap is an error)")
     p.add_argument("--features", help="features: a table with an nsdId column, an array with --feature-ids, "
                                       "or 73000 rows in 73k order")
     p.add_argument("--feature-ids", help="one-column table: the 0-based 73k id of each feature row")
     p.add_argument("--categories", help="categories: nsdId (or cocoId) + category columns, or 73000 rows in 73k order")
-    p.add_argument("--keep", default="rois", help="vertices to keep: rois (with an ROI, default) or all")
-    p.add_argument("--roi-sets", nargs="+", help="ROI sets (default prf-visualrois floc-faces floc-places "
-                                                  "floc-bodies floc-words; 'none' for no ROIs)")
+    p.add_argument("--keep", default="visual", help="vertices (voxels) to keep: visual (an ROI with a hierarchy level, "
+                                                    "default), rois (any ROI) or all")
+    p.add_argument("--roi-sets", nargs="+", help="ROI sets (default HCP_MMP1; on fsaverage: streams HCP_MMP1 "
+                                                  "Kastner2015 nsdgeneral; subject sets, carried from the native "
+                                                  "surface: prf-visualrois floc-faces floc-places floc-bodies "
+                                                  "floc-words; 'none' for no ROIs)")
     p.add_argument("--trials-per-session", type=int, help="default: the first session file's trial count (750)")
-    p.add_argument("--betas-dir", help="default NSD_ROOT/nsddata_betas/ppdata/subjXX/fsaverage/betas_fithrf_GLMdenoise_RR")
-    p.add_argument("--betas-pattern", help="default {hemi}.betas_session{session:02d}.mgh")
+    p.add_argument("--betas-dir", help="default NSD_ROOT/nsddata_betas/ppdata/subjXX/SPACE/betas_fithrf_GLMdenoise_RR")
+    p.add_argument("--betas-pattern", help="default {hemi}.betas_session{session:02d}.mgh (fsaverage) or "
+                                           "betas_session{session:02d}.nii.gz (func1pt8mm)")
     p.add_argument("--expdesign", help="default NSD_ROOT/nsddata/experiments/nsd/nsd_expdesign.mat")
     p.add_argument("--stim-info", help="default NSD_ROOT/nsddata/experiments/nsd/nsd_stim_info_merged.csv")
-    p.add_argument("--label-dir", help="default NSD_ROOT/nsddata/freesurfer/subjXX/label")
+    p.add_argument("--fsaverage-label-dir", help="default NSD_ROOT/nsddata/freesurfer/fsaverage/label")
+    p.add_argument("--label-dir", help="subject ROIs (native surface); default "
+                                       "NSD_ROOT/nsddata/freesurfer/subjXX/label")
+    p.add_argument("--transforms-dir", help="default NSD_ROOT/nsddata/ppdata/subjXX/transforms")
+    p.add_argument("--transform-pattern", help="default {hemi}.white-to-fsaverage.mgz")
     p.add_argument("--roi-pattern", help="default {hemi}.{name}.mgz")
     p.add_argument("--ctab-pattern", help="default {name}.mgz.ctab")
+    p.add_argument("--brainmask", help="default NSD_ROOT/nsddata/ppdata/subjXX/func1pt8mm/brainmask.nii.gz")
+    p.add_argument("--roi-volume-dir", help="default NSD_ROOT/nsddata/ppdata/subjXX/func1pt8mm/roi")
+    p.add_argument("--roi-volume-pattern", help="default {name}.nii.gz")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
+
+
+_NSD_PATH_OPTIONS = ("betas_dir", "betas_pattern", "expdesign", "stim_info", "label_dir", "fsaverage_label_dir",
+                     "transforms_dir", "transform_pattern", "roi_pattern", "ctab_pattern", "brainmask",
+                     "roi_volume_dir", "roi_volume_pattern")
 
 
 def _cmd_nsd(a):
@@ -62,27 +80,27 @@ def _cmd_nsd(a):
     roi_sets = a.roi_sets
     if roi_sets == ["none"]:
         roi_sets = ()
-    path_opts = {k: getattr(a, k) for k in ("betas_dir", "betas_pattern", "expdesign", "stim_info", "label_dir",
-                                             "roi_pattern", "ctab_pattern") if getattr(a, k)}
+    path_opts = {k: getattr(a, k) for k in _NSD_PATH_OPTIONS if getattr(a, k)}
     if roi_sets is not None:
         path_opts["roi_sets"] = roi_sets
     # the library names its parameters (as the source, or `quoted` in the problem): give the flags
     flags = {k: "--" + k.replace("_", "-") for k in (
         "subject", "sessions", "features", "feature_ids", "categories", "keep", "trials_per_session", "roi_sets",
-        "betas_dir", "betas_pattern", "expdesign", "stim_info", "label_dir", "roi_pattern", "ctab_pattern")}
+        "space") + _NSD_PATH_OPTIONS}
     flags["root"] = "--nsd-root"
     try:
         out, summary = prepare_nsd(a.out, root=a.nsd_root, subject=a.subject, sessions=parse_sessions(a.sessions),
                                    features=a.features, feature_ids=a.feature_ids, categories=a.categories,
                                    keep=a.keep, trials_per_session=a.trials_per_session, overwrite=a.overwrite,
-                                   progress=not a.quiet, **path_opts)
+                                   progress=not a.quiet, space=a.space, **path_opts)
     except InputError as exc:
         problem = re.sub(r"`(\w+)`", lambda m: flags.get(m.group(1), m.group(0)), exc.problem)
         raise InputError(flags.get(exc.source, exc.source), problem) from None
     for w in summary["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     c = summary["counts"]
-    print(f"wrote {out}: {c['images']} images ({c['test']} test), {c['vertices']} vertices, {c['trials']} trials")
+    unit = "voxels" if summary.get("space") == "volume" else "vertices"
+    print(f"wrote {out}: {c['images']} images ({c['test']} test), {c['vertices']} {unit}, {c['trials']} trials")
     print(f"next: {summary['jne_run']}")
 
 
@@ -191,9 +209,11 @@ def _num(x):
 def _add_demo(sub):
     p = sub.add_parser("demo", help="build the sample bundle (simulated data on the real HCP-MMP atlas)")
     p.add_argument("--out", required=True)
-    p.add_argument("--small", action="store_true", help="a small bundle in under a minute on a CPU")
+    p.add_argument("--small", action="store_true", help="a small bundle in a minute or two on a CPU")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--trunk", choices=("shared", "level", "roi"), default="roi",
+                   help="encoder trunk: one pair per ROI (default, the sample's), per level, or shared by all")
     p.add_argument("--simulations", action="store_true", help="also run Result I simulations into the bundle")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -214,7 +234,7 @@ def _cmd_demo(a):
                             progress=not a.quiet, quick=a.small)
             sims = tmp / "simulations"
         path, warnings = build_demo(a.out, small=a.small, seed=a.seed, device=a.device, overwrite=a.overwrite,
-                                    progress=not a.quiet, simulations=sims)
+                                    progress=not a.quiet, simulations=sims, trunk=a.trunk)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

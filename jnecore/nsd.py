@@ -1,67 +1,80 @@
 """Prepare one subject of the Natural Scenes Dataset (NSD) for ``jne run``: ``jne nsd-prepare``.
 
-From NSD's published layout this assembles per-image averaged betas on fsaverage, the train/test
-split (test = the shared images, NSD's ``shared1000``), ROI labels, stimulus ids and, when given,
-features and categories aligned to those ids; it writes plain files that ``jne run`` reads
-(``jne run --prepared OUT --out BUNDLE``).
+From NSD's published layout this assembles per-image averaged betas (on fsaverage, or as
+func1pt8mm volume voxels), the train/test split (test = the shared images, NSD's
+``shared1000``), ROI labels, stimulus ids and, when given, features and categories aligned to
+those ids; it writes plain files that ``jne run`` reads (``jne run --prepared OUT --out BUNDLE``).
 
-Assumptions (the real dataset could not be checked here; every path is an option)
----------------------------------------------------------------------------------
-Layout, relative to ``--nsd-root`` (``subjXX`` = ``subj`` + two-digit subject number):
+Layout (NSD as published; relative to ``root``, ``subjXX`` = ``subj`` + two-digit subject number)
+----------------------------------------------------------------------------------------------
+Every path is a parameter (CLI: the same name with dashes) that overrides the default.
 
-- betas: ``nsddata_betas/ppdata/subjXX/fsaverage/betas_fithrf_GLMdenoise_RR/{lh,rh}.betas_sessionNN.mgh``
-  (``--betas-dir``, ``--betas-pattern`` with ``{hemi}`` and ``{session}``), FreeSurfer MGH
-  surface overlays of shape (163842, 1, 1, n_trials): one column per trial, in presentation
-  order within the session. Every session has the same number of trials (750 in NSD; taken
-  from the first session file unless ``--trials-per-session`` is given).
-- design: ``nsddata/experiments/nsd/nsd_expdesign.mat`` (``--expdesign``), a MATLAB v5 file
-  (read with :func:`scipy.io.loadmat`; a v7.3 / HDF5 file is read with h5py) holding
-  ``masterordering`` (1 x 30000: for each trial of the experiment, in order, a 1-based index
-  into the subject's 10000 images), ``subjectim`` (8 x 10000: the 1-based 73k id of each
-  subject's images) and ``sharedix`` (1 x 1000: the 1-based 73k ids of the images shown to all
-  subjects). Trial ``j`` (0-based) of session ``s`` (1-based) is experiment trial
-  ``(s - 1) * trials_per_session + j``.
-- ROIs: ``nsddata/freesurfer/subjXX/label/{lh,rh}.<set>.mgz`` for the sets prf-visualrois,
-  floc-faces, floc-places, floc-bodies, floc-words (``--label-dir``, ``--roi-pattern``,
-  ``--roi-sets``), integer surface maps with one value per vertex of the betas' mesh, named by
-  ``<set>.mgz.ctab`` in the same directory (lines ``<int> <name>``; 0 / "Unknown" and
-  negative values = no ROI). NSD ships these sets on each subject's native surface; the betas
-  here are on fsaverage, so the label maps must be fsaverage maps (163842 values): a map of
-  another size is an error asking for fsaverage versions (e.g. made with NSD's
-  ``nsd_mapdata``). Where sets overlap, the earlier set in ``--roi-sets`` wins.
-- stimulus info: ``nsddata/experiments/nsd/nsd_stim_info_merged.csv`` (``--stim-info``,
-  optional): columns ``nsdId`` (0-based 73k id), ``cocoId`` and ``shared1000``; used to map
-  categories keyed by COCO id and to cross-check the shared images.
+- betas, ``space="fsaverage"`` (default):
+  ``nsddata_betas/ppdata/subjXX/fsaverage/betas_fithrf_GLMdenoise_RR/{lh,rh}.betas_sessionNN.mgh``
+  (``betas_dir``, ``betas_pattern`` with ``{hemi}`` and ``{session}``): FreeSurfer MGH surface
+  overlays of shape (163842, 1, 1, n_trials), one column per trial in presentation order.
+- betas, ``space="func1pt8mm"`` (the volume the paper models):
+  ``nsddata_betas/ppdata/subjXX/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_sessionNN.nii.gz``,
+  4-D NIfTI (X, Y, Z, n_trials) (NSD: int16, percent signal change x 300), read within
+  ``nsddata/ppdata/subjXX/func1pt8mm/brainmask.nii.gz`` (``brainmask``).
+- every session has the same number of trials (750 in NSD; taken from the first session file
+  unless ``trials_per_session`` is given); by default every session found is used and a gap
+  in the numbering is an error (``sessions`` picks a subset).
+- design: ``nsddata/experiments/nsd/nsd_expdesign.mat`` (``expdesign``), MATLAB v5 (scipy) or
+  v7.3 (h5py), holding ``masterordering`` (1 x 30000: for each trial of the experiment, a
+  1-based index into the subject's 10000 images), ``subjectim`` (8 x 10000: the 1-based 73k id
+  of each subject's images) and ``sharedix`` (1 x 1000: 1-based 73k ids of the shared images).
+  Trial ``j`` (0-based) of session ``s`` (1-based) is experiment trial ``(s - 1) * T + j``.
+- ROI sets (``roi_sets``; earlier sets win where sets overlap), integer maps named by
+  ``<set>.mgz.ctab`` (lines ``<int> <name>``; 0 / "Unknown" and negative values = no ROI):
 
-Processing:
+  - on fsaverage, the sets NSD ships there (:data:`FSAVERAGE_ROI_SETS`: streams, HCP_MMP1,
+    Kastner2015, nsdgeneral): ``nsddata/freesurfer/fsaverage/label/{lh,rh}.<set>.mgz`` and
+    ``<set>.mgz.ctab`` (``fsaverage_label_dir``, ``roi_pattern``, ``ctab_pattern``);
+  - any other set (the subject ROIs, :data:`SUBJECT_ROI_SETS`: prf-visualrois, floc-faces,
+    floc-places, floc-bodies, floc-words) from the subject's native surface,
+    ``nsddata/freesurfer/subjXX/label/{lh,rh}.<set>.mgz`` and ``<set>.mgz.ctab``
+    (``label_dir``), carried to fsaverage by nearest neighbour through NSD's
+    ``nsddata/ppdata/subjXX/transforms/{lh,rh}.white-to-fsaverage.mgz`` (``transforms_dir``,
+    ``transform_pattern``: per fsaverage vertex, the 1-based nearest native vertex). A map that
+    already has one value per betas vertex is used as it is.
+  - volumes (``space="func1pt8mm"``): ``nsddata/ppdata/subjXX/func1pt8mm/roi/<set>.nii.gz``
+    (``roi_volume_dir``, ``roi_volume_pattern``) on the betas' grid, named by the first
+    ``<set>.mgz.ctab`` found in that folder, ``label_dir`` or ``fsaverage_label_dir``.
+- stimulus info: ``nsddata/experiments/nsd/nsd_stim_info_merged.csv`` (``stim_info``; optional
+  unless given): columns ``nsdId`` (0-based 73k id), ``cocoId`` and ``shared1000``; used to
+  map categories keyed by COCO id and to cross-check the shared images.
 
-- stimulus ids are 0-based 73k ids (NSD's ``nsdId``; the row of the image in
-  ``nsd_stimuli.hdf5``), i.e. the 1-based ids of the .mat file minus one.
-- each session's betas are z-scored per vertex across that session's trials (population std;
-  a vertex constant within a session gets 0), as NSD recommends; this also removes any fixed
-  scaling of the stored values (e.g. int16 percent signal change x 300).
+A missing file is one :class:`~jnecore.validation.InputError` naming the path expected and the
+parameter that overrides it; so is a session missing, a trial count that disagrees and a
+transform or map of the wrong length. Nothing is written then.
+
+Processing
+----------
+- stimulus ids are 0-based 73k ids (NSD's ``nsdId``), the 1-based ids of the .mat file minus 1.
+- each session's betas are z-scored per vertex (voxel) across that session's trials
+  (population std; a vertex constant within a session gets 0), as NSD recommends; this also
+  removes any fixed scaling of the stored values.
 - the responses of an image are the mean of its z-scored trials in the given sessions; rows are
-  the images shown in those sessions, sorted by 73k id.
-- test set: the images of ``sharedix`` among those rows (all 1000 with all 40 sessions).
+  the images shown in those sessions, sorted by 73k id. Test set: the images of ``sharedix``.
 - noise ceiling (percent, per vertex): s2 = the across-repeat variance (ddof=1) of the z-scored
   trials averaged over images with >= 2 trials, ncsnr = sqrt(max(1 - s2, 0)) / sqrt(s2), and
-  NC = 100 ncsnr^2 / (ncsnr^2 + mean over test images of 1 / n_trials) (NSD's formula for
-  averaged trials). Sums are kept in float32 (the variances are formed from them in float64).
-- vertices: those with an ROI in any set (``--keep rois``, default) or all vertices of both
-  hemispheres (``--keep all``: n_images x 327684 floats, several GB for a full subject).
-- features (``--features``): a table (.parquet / .csv) with an ``nsdId`` (or ``stimulus``)
-  column keying its rows; or any array with ``--feature-ids`` (one 0-based 73k id per row); or
-  an array of 73000 rows in 73k order. Every image needs a feature row.
-- categories (``--categories``): a table with ``nsdId`` / ``stimulus`` and ``category``
-  columns, or ``cocoId`` and ``category`` (mapped through the stimulus info), or one column of
-  73000 labels in 73k order; e.g. COCO supercategories (one per image: choose e.g. the one
-  covering the largest area).
+  NC = 100 ncsnr^2 / (ncsnr^2 + mean over test images of 1 / n_trials).
+- vertices (voxels) kept (``keep``): ``"visual"`` (default) those whose ROI has a visual
+  hierarchy level (:func:`jnecore.atlas.roi_level`: the paper's HCP-MMP visual areas with the
+  default ``HCP_MMP1`` set), ``"rois"`` those with any ROI, ``"all"`` every vertex of both
+  hemispheres (every brain-mask voxel for volumes: the paper's whole-brain run).
+- features (``features``): a table (.parquet / .csv) with an ``nsdId`` (or ``stimulus``) column;
+  any array with ``feature_ids`` (one 0-based 73k id per row); or 73000 rows in 73k order.
+- categories (``categories``): a table with ``nsdId`` / ``stimulus`` and ``category`` columns,
+  or ``cocoId`` and ``category`` (through the stimulus info), or 73000 labels in 73k order.
 
-Output (``--out``, written atomically): responses.npy (N, V) float32, features.npy (N, D),
-stimulus_ids.csv, test_index.csv (row indices of the shared images), rois.csv, vertices.csv
-(fsaverage vertex index, left then right), noise_ceiling.csv, categories.csv (when given),
-stimuli_info.csv (stimulus, nsd73k (1-based), n_trials, shared, cocoId) and prepare.json (what
-was done, with these assumptions and the ``jne run`` command).
+Output (``out``, written atomically): responses.npy (N, V) float32, features.npy (N, D),
+stimulus_ids.csv, test_index.csv, rois.csv, noise_ceiling.csv, categories.csv (when given),
+stimuli_info.csv, prepare.json; on fsaverage vertices.csv (fsaverage vertex, left then right);
+for volumes mask.nii.gz (the kept voxels; responses' columns are its voxels in C order) and a
+``volume`` record in prepare.json (grid, affine, NSD transforms folder) from which ``jne run``
+makes a volume bundle.
 """
 
 from __future__ import annotations
@@ -79,24 +92,39 @@ import pandas as pd
 from ._atomic import check_out, replace_dir
 from .validation import InputError
 
-__all__ = ["DEFAULT_ROI_SETS", "NSDPaths", "nsd_paths", "read_expdesign", "trial_images", "find_sessions",
-           "parse_sessions", "prepare_nsd", "ASSUMPTIONS", "resolve_paths", "NSDDesign", "read_design",
-           "SessionLayout", "plan_sessions", "session_images", "read_rois", "choose_vertices", "roi_labels",
-           "RepeatSums", "read_betas", "shared_rows", "repeat_noise_ceiling", "prepared_contents", "write_prepared"]
+__all__ = ["DEFAULT_ROI_SETS", "FSAVERAGE_ROI_SETS", "SUBJECT_ROI_SETS", "NSD_SPACES", "KEEP_CHOICES", "NSDPaths",
+           "nsd_paths", "read_expdesign", "trial_images", "find_sessions", "parse_sessions", "prepare_nsd",
+           "ASSUMPTIONS", "resolve_paths", "NSDDesign", "read_design", "VolumeGrid", "read_brainmask",
+           "SessionLayout", "plan_sessions", "session_images", "read_rois", "read_roi_volumes", "choose_vertices",
+           "roi_labels", "RepeatSums", "read_betas", "shared_rows", "repeat_noise_ceiling", "prepared_contents",
+           "write_prepared", "read_prepared_volume"]
 
-DEFAULT_ROI_SETS = ("prf-visualrois", "floc-faces", "floc-places", "floc-bodies", "floc-words")
+#: ROI sets NSD ships on fsaverage (``nsddata/freesurfer/fsaverage/label``)
+FSAVERAGE_ROI_SETS = ("streams", "HCP_MMP1", "Kastner2015", "nsdgeneral")
+#: NSD's subject ROI sets (native surface, ``nsddata/freesurfer/subjXX/label``; volumes in func1pt8mm/roi)
+SUBJECT_ROI_SETS = ("prf-visualrois", "floc-faces", "floc-places", "floc-bodies", "floc-words")
+#: the paper defines its ROIs with HCP-MMP
+DEFAULT_ROI_SETS = ("HCP_MMP1",)
+#: NSD spaces nsd-prepare reads betas in
+NSD_SPACES = ("fsaverage", "func1pt8mm")
+KEEP_CHOICES = ("visual", "rois", "all")
 ASSUMPTIONS = [
-    "betas: {hemi}.betas_sessionNN.mgh surface overlays (n_vertices, 1, 1, n_trials), trials in presentation order",
+    "betas: {hemi}.betas_sessionNN.mgh surface overlays (n_vertices, 1, 1, n_trials) on fsaverage, or "
+    "betas_sessionNN.nii.gz volumes (X, Y, Z, n_trials) in func1pt8mm; trials in presentation order",
     "all sessions have the same number of trials; trial j of session s is experiment trial (s-1)*trials_per_session + j",
     "nsd_expdesign.mat: masterordering (1-based index into subjectim's columns per trial), subjectim (subjects x 10000, "
     "1-based 73k ids), sharedix (1-based 73k ids of the shared images)",
     "stimulus ids are 0-based 73k ids (nsdId)",
     "betas z-scored per vertex within each session before averaging the trials of an image",
     "test set = the shared images (sharedix) among the images shown in the given sessions",
-    "ROI maps: integer surface maps on the betas' mesh named by <set>.mgz.ctab; values <= 0 or 'Unknown' = no ROI; "
-    "earlier sets win where sets overlap",
+    "ROI maps: integer maps named by <set>.mgz.ctab; values <= 0 or 'Unknown' = no ROI; earlier sets win where sets "
+    "overlap; native-surface maps carried to fsaverage through {hemi}.white-to-fsaverage.mgz (per fsaverage vertex, "
+    "the 1-based nearest native vertex)",
     "noise ceiling: NC = 100 ncsnr^2 / (ncsnr^2 + mean(1/n_trials) over test images)",
 ]
+_DIR_OPTIONS = ("betas_dir", "expdesign", "stim_info", "label_dir", "fsaverage_label_dir", "transforms_dir",
+                "brainmask", "roi_volume_dir")
+_PATTERN_OPTIONS = ("betas_pattern", "roi_pattern", "ctab_pattern", "transform_pattern", "roi_volume_pattern")
 
 
 @dataclass
@@ -105,28 +133,68 @@ class NSDPaths:
 
     root: Path | None
     subject: int
-    betas_dir: Path
+    betas_dir: Path | None = None
+    space: str = "fsaverage"
     betas_pattern: str = "{hemi}.betas_session{session:02d}.mgh"
     expdesign: Path | None = None
     stim_info: Path | None = None
+    stim_info_given: bool = False
     label_dir: Path | None = None
+    fsaverage_label_dir: Path | None = None
+    transforms_dir: Path | None = None
+    brainmask: Path | None = None
+    roi_volume_dir: Path | None = None
     roi_pattern: str = "{hemi}.{name}.mgz"
     ctab_pattern: str = "{name}.mgz.ctab"
+    transform_pattern: str = "{hemi}.white-to-fsaverage.mgz"
+    roi_volume_pattern: str = "{name}.nii.gz"
     roi_sets: tuple = DEFAULT_ROI_SETS
-    extra: dict = field(default_factory=dict)
-
-    def betas(self, hemi: str, session: int) -> Path:
-        return self.betas_dir / self.betas_pattern.format(hemi=hemi, session=session, subj=self.subj)
-
-    def roi(self, hemi: str, name: str) -> Path:
-        return self.label_dir / self.roi_pattern.format(hemi=hemi, name=name, subj=self.subj)
-
-    def ctab(self, name: str) -> Path:
-        return self.label_dir / self.ctab_pattern.format(name=name, subj=self.subj)
 
     @property
     def subj(self) -> str:
         return f"subj{self.subject:02d}"
+
+    @property
+    def is_volume(self) -> bool:
+        return self.space == "func1pt8mm"
+
+    def betas(self, hemi: str, session: int) -> Path:
+        return self.betas_dir / self.betas_pattern.format(hemi=hemi, session=session, subj=self.subj)
+
+    def session_files(self, session: int) -> list:
+        """The betas files of one session: [lh, rh] on a surface, [volume] in func1pt8mm."""
+        return [self.betas("", session)] if self.is_volume else [self.betas(h, session) for h in ("lh", "rh")]
+
+    def on_fsaverage(self, name: str) -> bool:
+        """Whether ROI set ``name`` is read from the fsaverage label folder (else: the subject's)."""
+        return name in FSAVERAGE_ROI_SETS
+
+    def roi_option(self, name: str) -> str:
+        """The parameter that sets the folder of ROI set ``name``."""
+        return "fsaverage_label_dir" if self.on_fsaverage(name) else "label_dir"
+
+    def roi(self, hemi: str, name: str) -> Path:
+        folder = self.fsaverage_label_dir if self.on_fsaverage(name) else self.label_dir
+        return folder / self.roi_pattern.format(hemi=hemi, name=name, subj=self.subj)
+
+    def ctab(self, name: str) -> Path:
+        folder = self.fsaverage_label_dir if self.on_fsaverage(name) else self.label_dir
+        return folder / self.ctab_pattern.format(name=name, subj=self.subj)
+
+    def transform(self, hemi: str) -> Path:
+        return self.transforms_dir / self.transform_pattern.format(hemi=hemi, subj=self.subj)
+
+    def roi_volume(self, name: str) -> Path:
+        return self.roi_volume_dir / self.roi_volume_pattern.format(name=name, subj=self.subj)
+
+    def volume_ctab(self, name: str) -> Path | None:
+        """The first ``<set>.mgz.ctab`` in the ROI volume folder, the subject's or fsaverage's label
+        folder; None when there is none."""
+        name_ = self.ctab_pattern.format(name=name, subj=self.subj)
+        for folder in (self.roi_volume_dir, self.label_dir, self.fsaverage_label_dir):
+            if folder is not None and (Path(folder) / name_).is_file():
+                return Path(folder) / name_
+        return None
 
 
 def parse_subject(subject) -> int:
@@ -136,37 +204,86 @@ def parse_subject(subject) -> int:
     return int(m.group(1))
 
 
-def nsd_paths(root=None, subject=1, *, betas_dir=None, betas_pattern=None, expdesign=None, stim_info=None,
-              label_dir=None, roi_pattern=None, ctab_pattern=None, roi_sets=None) -> NSDPaths:
-    """The paths nsd-prepare uses, from ``root`` and the subject, each overridable."""
+def _default_paths(root: Path | None, subj: str, space: str) -> dict:
+    """NSD's published layout under ``root`` (empty without a root)."""
+    if root is None:
+        return {}
+    nsddata, pp = root / "nsddata", root / "nsddata" / "ppdata" / subj
+    return {"betas_dir": root / "nsddata_betas" / "ppdata" / subj / space / "betas_fithrf_GLMdenoise_RR",
+            "expdesign": nsddata / "experiments" / "nsd" / "nsd_expdesign.mat",
+            "stim_info": nsddata / "experiments" / "nsd" / "nsd_stim_info_merged.csv",
+            "label_dir": nsddata / "freesurfer" / subj / "label",
+            "fsaverage_label_dir": nsddata / "freesurfer" / "fsaverage" / "label",
+            "transforms_dir": pp / "transforms",
+            "brainmask": pp / "func1pt8mm" / "brainmask.nii.gz",
+            "roi_volume_dir": pp / "func1pt8mm" / "roi"}
+
+
+def _needed(paths: NSDPaths) -> list:
+    """(parameter, why) of the paths this configuration cannot do without."""
+    need = [("betas_dir", ""), ("expdesign", "")]
+    if paths.is_volume:
+        need.append(("brainmask", ""))
+        if paths.roi_sets:
+            need.append(("roi_volume_dir", " (for the ROI volumes, or `roi_sets` none)"))
+        return need
+    for name in paths.roi_sets:
+        need.append((paths.roi_option(name), f" (for ROI set {name!r}, or `roi_sets` none)"))
+    return need
+
+
+def nsd_paths(root=None, subject=1, *, space: str = "fsaverage", roi_sets=None, **options) -> NSDPaths:
+    """The paths nsd-prepare uses, from ``root``, the subject and the space, each overridable.
+
+    Parameters
+    ----------
+    root : NSD root folder (holding nsddata/, nsddata_betas/), or None (then give the paths)
+    subject : 1..8 or "subj01"
+    space : "fsaverage" (surface betas) or "func1pt8mm" (volume betas)
+    roi_sets : ROI set names, () for none, None for :data:`DEFAULT_ROI_SETS`
+    options : any of betas_dir, expdesign, stim_info, label_dir, fsaverage_label_dir,
+        transforms_dir, brainmask, roi_volume_dir (paths) and betas_pattern, roi_pattern,
+        ctab_pattern, transform_pattern, roi_volume_pattern (format strings)
+    """
+    unknown = sorted(set(options) - set(_DIR_OPTIONS) - set(_PATTERN_OPTIONS))
+    if unknown:
+        raise TypeError(f"nsd_paths() got unexpected keyword argument(s) {', '.join(unknown)}")
     subject = parse_subject(subject)
-    subj = f"subj{subject:02d}"
+    if space not in NSD_SPACES:
+        raise InputError("space", f"unknown value {space!r}: use one of {', '.join(NSD_SPACES)}")
     root = Path(root) if root else None
-
-    def under(*parts):
-        return root.joinpath(*parts) if root is not None else None
-
-    paths = NSDPaths(
-        root=root, subject=subject,
-        betas_dir=Path(betas_dir) if betas_dir else under("nsddata_betas", "ppdata", subj, "fsaverage",
-                                                          "betas_fithrf_GLMdenoise_RR"),
-        expdesign=Path(expdesign) if expdesign else under("nsddata", "experiments", "nsd", "nsd_expdesign.mat"),
-        stim_info=Path(stim_info) if stim_info else under("nsddata", "experiments", "nsd", "nsd_stim_info_merged.csv"),
-        label_dir=Path(label_dir) if label_dir else under("nsddata", "freesurfer", subj, "label"),
-    )
-    if betas_pattern:
-        paths.betas_pattern = betas_pattern
-    if roi_pattern:
-        paths.roi_pattern = roi_pattern
-    if ctab_pattern:
-        paths.ctab_pattern = ctab_pattern
+    paths = NSDPaths(root=root, subject=subject, space=space)
+    if paths.is_volume:
+        paths.betas_pattern = "betas_session{session:02d}.nii.gz"
+    defaults = _default_paths(root, paths.subj, space)
+    for name in _DIR_OPTIONS:
+        setattr(paths, name, Path(options[name]) if options.get(name) else defaults.get(name))
+    for name in _PATTERN_OPTIONS:
+        if options.get(name):
+            setattr(paths, name, options[name])
+    paths.stim_info_given = bool(options.get("stim_info"))
     if roi_sets is not None:  # () = no ROI sets
         paths.roi_sets = tuple(roi_sets)
-    for name in ("betas_dir", "expdesign"):
+    for name, why in _needed(paths):
         if getattr(paths, name) is None:
-            raise InputError(name, "is required without `root`")
-    if paths.label_dir is None and paths.roi_sets:
-        raise InputError("label_dir", "is required without `root` (or pass `roi_sets` none)")
+            raise InputError(name, f"is required without `root`{why}")
+    return paths
+
+
+def resolve_paths(root=None, subject=1, *, keep: str = "visual", trials_per_session: int | None = None,
+                  **path_options) -> NSDPaths:
+    """Check the options of :func:`prepare_nsd` and resolve its input paths (:func:`nsd_paths`).
+
+    Raises :class:`InputError` naming the parameter (``keep``, ``trials_per_session``,
+    ``subject``, ``space``, ``betas_dir``...) before any file is read.
+    """
+    if keep not in KEEP_CHOICES:
+        raise InputError("keep", f"unknown value {keep!r}: use one of {', '.join(KEEP_CHOICES)}")
+    if trials_per_session is not None and trials_per_session < 1:
+        raise InputError("trials_per_session", f"must be >= 1, got {trials_per_session}")
+    paths = nsd_paths(root, subject, **path_options)
+    if keep != "all" and not paths.roi_sets:
+        raise InputError("keep", f"{keep!r} needs ROI sets: give `roi_sets` or `keep` all")
     return paths
 
 
@@ -261,6 +378,216 @@ def find_sessions(paths: NSDPaths) -> list:
     return found
 
 
+@dataclass
+class NSDDesign:
+    """One subject's experimental design.
+
+    images_of_trial : (n_experiment_trials,) int64, the 0-based 73k id shown on each trial
+    shared : (n_shared,) int64, sorted 0-based 73k ids of the shared images (sharedix)
+    stim_info : the stimulus info table (nsdId, cocoId, shared1000 when present), or None
+    """
+
+    images_of_trial: np.ndarray
+    shared: np.ndarray
+    stim_info: pd.DataFrame | None = None
+
+
+def read_design(paths: NSDPaths, warnings: list) -> NSDDesign:
+    """Read ``paths.expdesign`` (and ``paths.stim_info`` when it exists) into an :class:`NSDDesign`;
+    a shared1000 column that disagrees with sharedix adds a line to ``warnings``."""
+    if not paths.expdesign.is_file():
+        raise InputError(paths.expdesign, "no such file (the experimental design: set `expdesign` or `root`)")
+    design = read_expdesign(paths.expdesign)
+    images_of_trial = trial_images(design, paths.subject, paths.expdesign)
+    shared = np.unique(design["sharedix"] - 1)
+    if paths.stim_info_given and not paths.stim_info.is_file():
+        raise InputError(paths.stim_info, "no such file (the stimulus info: set `stim_info`)")
+    stim_info = _read_stim_info(paths.stim_info)
+    if stim_info is not None and "shared1000" in stim_info:
+        from_csv = np.sort(stim_info.loc[stim_info["shared1000"], "nsdId"].to_numpy())
+        if len(from_csv) and not np.array_equal(from_csv, shared):
+            warnings.append(f"{paths.stim_info.name}: its shared1000 images differ from sharedix in "
+                            f"{paths.expdesign.name}; sharedix is used")
+    return NSDDesign(images_of_trial=images_of_trial, shared=shared, stim_info=stim_info)
+
+
+@dataclass
+class VolumeGrid:
+    """The func1pt8mm grid and the brain-mask voxels the volume betas are read at.
+
+    shape : (3,) grid shape; affine : (4, 4) voxel-to-mm; ijk : (n_voxels, 3) int64 voxel indices
+    of the mask, in C order; source : the brain-mask file
+    """
+
+    shape: tuple
+    affine: np.ndarray
+    ijk: np.ndarray
+    source: Path
+
+    @property
+    def n(self) -> int:
+        return len(self.ijk)
+
+    def check(self, path, shape, affine, what="volume"):
+        """Refuse a ``what`` whose grid (``shape`` (3,), ``affine``) is not this one."""
+        if tuple(shape) != tuple(self.shape):
+            raise InputError(path, f"has grid {tuple(shape)} but the brain mask {self.source.name} is "
+                                   f"{tuple(self.shape)}")
+        if not np.allclose(affine, self.affine, atol=1e-3):
+            raise InputError(path, f"its affine differs from that of the brain mask {self.source.name}: "
+                                   f"the {what} must be on the same func1pt8mm grid")
+
+
+def read_brainmask(paths: NSDPaths) -> VolumeGrid:
+    """The brain mask (``paths.brainmask``): a 3-D image, voxels != 0 kept."""
+    from .io._neuro import _get_data, _load
+
+    f = paths.brainmask
+    if not f.is_file():
+        raise InputError(f, "no such file (the brain mask of the volume betas: set `brainmask` or `root`)")
+    img = _load(f, "nifti")
+    data = _get_data(img, f)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise InputError(f, f"has shape {data.shape}: a brain mask is a 3-D volume")
+    mask = np.isfinite(data) & (data != 0)
+    if not mask.any():
+        raise InputError(f, "selects no voxel (all zero)")
+    return VolumeGrid(shape=tuple(int(s) for s in data.shape), affine=np.asarray(img.affine, dtype=float),
+                      ijk=np.argwhere(mask).astype(np.int64), source=f)
+
+
+@dataclass
+class SessionLayout:
+    """The sessions to read and the shape of their betas.
+
+    sessions : session numbers (1-based), in reading order
+    trials_per_session : trials in every session's betas file
+    n_vertices : vertices per hemisphere of the betas' mesh, or brain-mask voxels for volumes
+    space : the bundle space: the mesh's name (e.g. "fsaverage"), "none" for an unknown vertex
+        count, or "volume"
+    grid : the volume grid and brain mask (volumes only)
+    """
+
+    sessions: list
+    trials_per_session: int
+    n_vertices: int
+    space: str
+    grid: VolumeGrid | None = field(default=None, repr=False)
+
+    def trials(self, session: int | None = None) -> np.ndarray:
+        """0-based experiment trial indices of ``session`` (default: of every session, in order)."""
+        if session is None:
+            return np.concatenate([self.trials(s) for s in self.sessions])
+        return (session - 1) * self.trials_per_session + np.arange(self.trials_per_session)
+
+
+def _pick_sessions(paths: NSDPaths, sessions) -> list:
+    """The requested sessions (default: every one found, without gaps), each with all its files."""
+    available = find_sessions(paths)
+    if sessions:
+        sessions = list(sessions)
+        missing = [s for s in sessions if s not in available]
+        if missing:
+            raise InputError(paths.session_files(missing[0])[0], "no such file (a betas file of a requested session)")
+    else:
+        sessions = available
+        gaps = sorted(set(range(1, max(available) + 1)) - set(available))
+        if gaps:
+            raise InputError(paths.session_files(gaps[0])[0],
+                             f"no such file: session {gaps[0]} is missing among the sessions found "
+                             f"(1-{max(available)}; give `sessions` to use a subset)")
+    for s in sessions:
+        for f in paths.session_files(s):
+            if not f.is_file():
+                raise InputError(f, "no such file (a betas file of a requested session)")
+    return sessions
+
+
+def _betas_shape(path, kind: str) -> tuple:
+    """(shape, affine) of a betas file from its header (the data are not read)."""
+    from .io._neuro import _load
+
+    img = _load(path, kind)
+    return tuple(int(s) for s in img.shape), np.asarray(img.affine, dtype=float)
+
+
+def _check_trials(path, got: int, expected: int):
+    if got != expected:
+        raise InputError(path, f"has {got} trials but sessions are assumed to have {expected} (the first session's "
+                               "count, or `trials_per_session`)")
+
+
+def _plan_volume(paths: NSDPaths, sessions: list, trials_per_session) -> tuple:
+    """(trials per session, grid) of volume betas, every session's header checked against the mask."""
+    grid = read_brainmask(paths)
+    T = trials_per_session
+    for s in sessions:
+        f = paths.session_files(s)[0]
+        shape, affine = _betas_shape(f, "nifti")
+        if len(shape) != 4:
+            raise InputError(f, f"has shape {shape}: volume betas are 4-D (X, Y, Z, n_trials)")
+        grid.check(f, shape[:3], affine, "betas")
+        T = T or shape[3]
+        _check_trials(f, shape[3], T)
+    return T, grid
+
+
+def _check_surface_headers(paths: NSDPaths, sessions: list, n: int, T: int):
+    """Every session's lh and rh header: (n, 1, 1, T)."""
+    for s in sessions:
+        for f in paths.session_files(s):
+            shape, _ = _betas_shape(f, "mgh")
+            if len(shape) < 3 or shape[1:3] != (1, 1):
+                raise InputError(f, f"has shape {shape}: expected a surface overlay (n_vertices, 1, 1, n_trials)")
+            if shape[0] != n:
+                raise InputError(f, f"has {shape[0]} vertices but {paths.session_files(sessions[0])[0].name} has {n}")
+            _check_trials(f, shape[3] if len(shape) > 3 else 1, T)
+
+
+def plan_sessions(paths: NSDPaths, n_experiment_trials: int, sessions=None, trials_per_session: int | None = None,
+                  warnings: list | None = None) -> SessionLayout:
+    """Check the requested sessions against the betas folder and the design from the files'
+    headers (no data is read): every file present, every header of the same shape; learn the
+    mesh (or brain-mask) size and the trials per session from the first session.
+
+    Parameters
+    ----------
+    paths : where the betas files are
+    n_experiment_trials : length of the design's masterordering
+    sessions : session numbers, or None for every session found (a gap is an error)
+    trials_per_session : expected trials per session (default: the first file's count)
+    warnings : list that receives a line when the mesh size is not a known space
+    """
+    from .io._inputs import MESH_SIZES
+
+    sessions = _pick_sessions(paths, sessions)
+    if paths.is_volume:
+        T, grid = _plan_volume(paths, sessions, trials_per_session)
+        layout = SessionLayout(sessions=sessions, trials_per_session=int(T), n_vertices=grid.n, space="volume",
+                               grid=grid)
+    else:
+        shape, _ = _betas_shape(paths.betas("lh", sessions[0]), "mgh")
+        n, T = shape[0], int(trials_per_session or (shape[3] if len(shape) > 3 else 1))
+        _check_surface_headers(paths, sessions, n, T)
+        space = {v: k for k, v in MESH_SIZES.items()}.get(n, "none")
+        if space == "none" and warnings is not None:
+            warnings.append(f"the betas have {n} vertices per hemisphere, not a known mesh: space 'none'")
+        layout = SessionLayout(sessions=sessions, trials_per_session=T, n_vertices=n, space=space)
+    last_trial = max(sessions) * layout.trials_per_session
+    if last_trial > n_experiment_trials:
+        raise InputError(paths.expdesign, f"masterordering has {n_experiment_trials} trials but session "
+                                          f"{max(sessions)} of {layout.trials_per_session} trials needs {last_trial}")
+    return layout
+
+
+def session_images(images_of_trial: np.ndarray, layout: SessionLayout) -> np.ndarray:
+    """(n_images,) sorted 0-based 73k ids of the images shown in ``layout``'s sessions: the rows of
+    the prepared responses."""
+    return np.unique(images_of_trial[layout.trials()])
+
+
 def _read_session(path, n_expected, trials_expected):
     from .io._neuro import read_mgh_data
 
@@ -271,10 +598,32 @@ def _read_session(path, n_expected, trials_expected):
         raise InputError(path, f"is a volume of shape {data.shape}: expected a surface overlay (n_vertices, 1, 1, n_trials)")
     if n_expected is not None and data.shape[1] != n_expected:
         raise InputError(path, f"has {data.shape[1]} vertices but the other betas files have {n_expected}")
-    if trials_expected is not None and data.shape[0] != trials_expected:
-        raise InputError(path, f"has {data.shape[0]} trials but sessions are assumed to have {trials_expected} "
-                               "(`trials_per_session`)")
+    if trials_expected is not None:
+        _check_trials(path, data.shape[0], trials_expected)
     return data
+
+
+def _read_volume_session(path, grid: VolumeGrid, ijk: np.ndarray, trials: int) -> np.ndarray:
+    """(T, V) float32 betas of one volume session at the voxels ``ijk`` (V, 3); the stored
+    integers are read unscaled and the header's slope / intercept applied to the kept voxels only."""
+    from .io._neuro import _load
+
+    img = _load(path, "nifti")
+    shape = tuple(img.shape)
+    if len(shape) != 4:
+        raise InputError(path, f"has shape {shape}: volume betas are 4-D (X, Y, Z, n_trials)")
+    grid.check(path, shape[:3], img.affine, "betas")
+    _check_trials(path, shape[3], trials)
+    proxy = img.dataobj
+    try:
+        raw = np.asanyarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+    except Exception as exc:
+        raise InputError(path, f"is truncated or damaged: its data cannot be read ({type(exc).__name__})") from None
+    Z = np.asarray(raw[ijk[:, 0], ijk[:, 1], ijk[:, 2], :], dtype=np.float32).T
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    slope = 1.0 if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
+    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    return np.asfortranarray(Z * np.float32(slope) + np.float32(inter))
 
 
 def _zscore_session(Z):
@@ -289,13 +638,59 @@ def _zscore_session(Z):
     return int(const.sum())
 
 
+def _native_index(paths: NSDPaths, hemi: str, n: int, map_path: Path, n_native: int, cache: dict) -> np.ndarray:
+    """(n,) 0-based native vertex of each betas vertex, from ``hemi``'s white-to-fsaverage transform
+    (read once per hemisphere into ``cache``), checked against a native map of ``n_native`` values."""
+    from .atlas._nsd_transforms import read_white_to_fsaverage
+
+    if paths.transforms_dir is None:
+        raise InputError("transforms_dir", f"is required to carry {map_path.name} ({n_native} native-surface "
+                                           "vertices) to fsaverage (or give `root`)")
+    f = paths.transform(hemi)
+    if not f.is_file():
+        raise InputError(f, f"no such file (the transform that carries {map_path.name} from the native surface to "
+                            "fsaverage: set `transforms_dir` / `transform_pattern`)")
+    if hemi not in cache:
+        cache[hemi] = read_white_to_fsaverage(f, n_fsaverage=n)
+    index = cache[hemi]
+    if index.max() >= n_native:
+        raise InputError(f, f"points at native vertex {int(index.max()) + 1} but {map_path.name} has {n_native} "
+                            "vertices: they belong to different subjects or surfaces")
+    return index
+
+
+def _surface_roi(paths: NSDPaths, name: str, hemi: str, n: int, cache: dict, warnings: list) -> np.ndarray:
+    """(n,) object array: the ROI names of one set and hemisphere on the betas' mesh (None = no ROI)."""
+    from .io._inputs import _name
+    from .io._neuro import read_label_image, read_lookup
+
+    f = paths.roi(hemi, name)
+    where = "on fsaverage" if paths.on_fsaverage(name) else "on the subject's native surface"
+    if not f.is_file():
+        raise InputError(f, f"no such file (ROI set {name!r} {where}: set `{paths.roi_option(name)}` / `roi_pattern`, "
+                            "or `roi_sets`)")
+    kind = "nifti" if str(f).lower().endswith((".nii", ".nii.gz")) else "mgh"
+    values, _ = read_label_image(f, kind)
+    if values.ndim != 1:
+        raise InputError(f, f"is a volume of shape {values.shape}, not a surface label map")
+    if len(values) != n:
+        if paths.on_fsaverage(name):
+            raise InputError(f, f"has {len(values)} vertices but the betas have {n} per hemisphere: "
+                                "not a map on the betas' mesh")
+        values = values[_native_index(paths, hemi, n, f, len(values), cache)]
+    ctab = paths.ctab(name)
+    return _name(values, read_lookup(ctab) if ctab.is_file() else None, f, warnings)
+
+
 def read_rois(paths: NSDPaths, n: int, warnings: list) -> tuple:
-    """The ROI maps of ``paths.roi_sets``, merged over sets (earlier sets win) and hemispheres.
+    """The surface ROI maps of ``paths.roi_sets`` on the betas' mesh, merged over sets (earlier
+    sets win) and hemispheres; subject sets are carried from the native surface to fsaverage
+    through NSD's white-to-fsaverage transform.
 
     Parameters
     ----------
-    paths : where the maps and their ctab files are
-    n : vertices per hemisphere of the betas' mesh (every map must have n values)
+    paths : where the maps, their ctab files and the transforms are
+    n : vertices per hemisphere of the betas' mesh
     warnings : list that receives a line per overlap between sets
 
     Returns
@@ -303,36 +698,76 @@ def read_rois(paths: NSDPaths, n: int, warnings: list) -> tuple:
     roi : (2n,) object array, left then right hemisphere: the ROI name of each vertex, None = no ROI
     counts : dict ``"<hemi>.<set>"`` -> number of vertices that set labels
     """
-    from .io._inputs import _name
-    from .io._neuro import read_label_image, read_lookup
+    from .io._inputs import _merge
 
     full = np.full(2 * n, None, dtype=object)
+    counts, cache = {}, {}
+    for name in paths.roi_sets:
+        for hemi, off in (("lh", 0), ("rh", n)):
+            names = _surface_roi(paths, name, hemi, n, cache, warnings)
+            block = np.full(2 * n, None, dtype=object)
+            block[off:off + n] = names
+            _merge(full, block, paths.roi(hemi, name), warnings)
+            counts[f"{hemi}.{name}"] = int((names != None).sum())  # noqa: E711
+    return full, counts
+
+
+def read_roi_volumes(paths: NSDPaths, grid: VolumeGrid, warnings: list) -> tuple:
+    """The ROI volumes of ``paths.roi_sets`` (``roi_volume_dir``) at the brain-mask voxels, merged
+    over sets (earlier sets win).
+
+    Returns
+    -------
+    roi : (n_voxels,) object array, the ROI name of each brain-mask voxel (C order), None = no ROI
+    counts : dict set -> number of brain-mask voxels it labels
+    """
+    from .io._inputs import _merge, _name
+    from .io._neuro import read_label_image, read_lookup
+
+    full = np.full(grid.n, None, dtype=object)
     counts = {}
     for name in paths.roi_sets:
-        ctab = paths.ctab(name)
-        table = read_lookup(ctab) if ctab.is_file() else None
-        for hemi, off in (("lh", 0), ("rh", n)):
-            f = paths.roi(hemi, name)
-            if not f.is_file():
-                raise InputError(f, f"no such file (ROI set {name!r}: set `label_dir` / `roi_pattern`, or `roi_sets`)")
-            kind = "nifti" if str(f).lower().endswith((".nii", ".nii.gz")) else "mgh"
-            values, _ = read_label_image(f, kind)
-            if values.ndim != 1:
-                raise InputError(f, f"is a volume of shape {values.shape}, not a surface label map")
-            if len(values) != n:
-                raise InputError(f, f"has {len(values)} vertices but the betas have {n} per hemisphere: it is on "
-                                    "another surface (NSD's subject ROIs are on the native surface); give fsaverage "
-                                    "versions (e.g. mapped with nsd_mapdata) via `label_dir` / `roi_pattern`")
-            names = _name(values, table, f, warnings)
-            block = full[off:off + n]
-            has = names != None  # noqa: E711
-            clash = has & (block != None)  # noqa: E711
-            if clash.any():
-                warnings.append(f"{f.name}: {int(clash.sum())} vertices already have an ROI from an earlier set; kept")
-            put = has & (block == None)  # noqa: E711
-            block[put] = names[put]
-            counts[f"{hemi}.{name}"] = int(has.sum())
+        f = paths.roi_volume(name)
+        if not f.is_file():
+            raise InputError(f, f"no such file (ROI volume of set {name!r}: set `roi_volume_dir` / "
+                                "`roi_volume_pattern`, or `roi_sets`)")
+        values, affine = read_label_image(f, "nifti")
+        if values.ndim != 3:
+            raise InputError(f, f"has shape {values.shape}: an ROI volume is 3-D")
+        grid.check(f, values.shape, affine, "ROI volume")
+        ctab = paths.volume_ctab(name)
+        names = _name(values[tuple(grid.ijk.T)], read_lookup(ctab) if ctab else None, f, warnings)
+        _merge(full, names, f, warnings)
+        counts[name] = int((names != None).sum())  # noqa: E711
     return full, counts
+
+
+def choose_vertices(roi: np.ndarray, keep: str, source=None) -> np.ndarray:
+    """(V,) int64 indices into ``roi`` (2n,) or (n_voxels,): the vertices whose ROI has a visual
+    hierarchy level (``keep="visual"``, :func:`jnecore.atlas.roi_level`), those with any ROI
+    (``"rois"``) or all of them (``"all"``). ``source`` is named when none is kept."""
+    if keep == "all":
+        return np.arange(len(roi))
+    if keep not in KEEP_CHOICES:
+        raise InputError("keep", f"unknown value {keep!r}: use one of {', '.join(KEEP_CHOICES)}")
+    has = roi != None  # noqa: E711
+    if keep == "visual" and has.any():
+        from .atlas._hierarchy import roi_level
+
+        has[has] = roi_level(roi[has].astype(str)) != "other"
+    idx = np.flatnonzero(has)
+    if not len(idx):
+        what = " of a visual area (an ROI with a hierarchy level)" if keep == "visual" else ""
+        raise InputError(source or "roi_sets", f"the ROI maps label no vertex{what}: nothing to keep "
+                                               "(use `keep` rois or all?)")
+    return idx
+
+
+def roi_labels(roi: np.ndarray, keep_idx: np.ndarray) -> np.ndarray:
+    """(V,) str ROI names of the kept vertices, "unlabelled" where none."""
+    from .io._inputs import UNLABELLED
+
+    return np.asarray([UNLABELLED if r is None else r for r in roi[keep_idx]], dtype=str)
 
 
 def _read_stim_info(path) -> pd.DataFrame | None:
@@ -427,135 +862,6 @@ def _align_categories(spec, image_ids, stim_info) -> np.ndarray:
     return np.asarray([lut[w] for w in wanted], dtype=str)
 
 
-def resolve_paths(root=None, subject=1, *, keep: str = "rois", trials_per_session: int | None = None,
-                  **path_options) -> NSDPaths:
-    """Check the options of :func:`prepare_nsd` and resolve its input paths (:func:`nsd_paths`).
-
-    Raises :class:`InputError` naming the parameter (``keep``, ``trials_per_session``,
-    ``subject``, ``betas_dir``...) before any file is read.
-    """
-    if keep not in ("rois", "all"):
-        raise InputError("keep", f"unknown value {keep!r}: use one of rois, all")
-    if trials_per_session is not None and trials_per_session < 1:
-        raise InputError("trials_per_session", f"must be >= 1, got {trials_per_session}")
-    paths = nsd_paths(root, subject, **path_options)
-    if keep == "rois" and not paths.roi_sets:
-        raise InputError("keep", "'rois' needs ROI sets: give `roi_sets` or `keep` all")
-    return paths
-
-
-@dataclass
-class NSDDesign:
-    """One subject's experimental design.
-
-    images_of_trial : (n_experiment_trials,) int64, the 0-based 73k id shown on each trial
-    shared : (n_shared,) int64, sorted 0-based 73k ids of the shared images (sharedix)
-    stim_info : the stimulus info table (nsdId, cocoId, shared1000 when present), or None
-    """
-
-    images_of_trial: np.ndarray
-    shared: np.ndarray
-    stim_info: pd.DataFrame | None = None
-
-
-def read_design(paths: NSDPaths, warnings: list) -> NSDDesign:
-    """Read ``paths.expdesign`` (and ``paths.stim_info`` when it exists) into an :class:`NSDDesign`;
-    a shared1000 column that disagrees with sharedix adds a line to ``warnings``."""
-    design = read_expdesign(paths.expdesign)
-    images_of_trial = trial_images(design, paths.subject, paths.expdesign)
-    shared = np.unique(design["sharedix"] - 1)
-    stim_info = _read_stim_info(paths.stim_info)
-    if stim_info is not None and "shared1000" in stim_info:
-        from_csv = np.sort(stim_info.loc[stim_info["shared1000"], "nsdId"].to_numpy())
-        if len(from_csv) and not np.array_equal(from_csv, shared):
-            warnings.append(f"{paths.stim_info.name}: its shared1000 images differ from sharedix in "
-                            f"{paths.expdesign.name}; sharedix is used")
-    return NSDDesign(images_of_trial=images_of_trial, shared=shared, stim_info=stim_info)
-
-
-@dataclass
-class SessionLayout:
-    """The sessions to read and the shape of their betas.
-
-    sessions : session numbers (1-based), in reading order
-    trials_per_session : trials in every session's betas file
-    n_vertices : vertices per hemisphere of the betas' mesh
-    space : the mesh's name (e.g. "fsaverage"), or "none" for an unknown vertex count
-    first_lh : (trials_per_session, n_vertices) betas of the first session's left hemisphere, read
-        to learn the shapes and handed to :func:`read_betas` (which drops it) so it is read once
-    """
-
-    sessions: list
-    trials_per_session: int
-    n_vertices: int
-    space: str
-    first_lh: np.ndarray | None = field(default=None, repr=False)
-
-    def trials(self, session: int | None = None) -> np.ndarray:
-        """0-based experiment trial indices of ``session`` (default: of every session, in order)."""
-        if session is None:
-            return np.concatenate([self.trials(s) for s in self.sessions])
-        return (session - 1) * self.trials_per_session + np.arange(self.trials_per_session)
-
-
-def plan_sessions(paths: NSDPaths, n_experiment_trials: int, sessions=None, trials_per_session: int | None = None,
-                  warnings: list | None = None) -> SessionLayout:
-    """Check the requested sessions against the betas folder and the design; learn the mesh size and
-    the trials per session from the first session's left-hemisphere file.
-
-    Parameters
-    ----------
-    paths : where the betas files are
-    n_experiment_trials : length of the design's masterordering
-    sessions : session numbers, or None for every session found
-    trials_per_session : expected trials per session (default: the first file's count)
-    warnings : list that receives a line when the mesh size is not a known space
-    """
-    from .io._inputs import MESH_SIZES
-
-    available = find_sessions(paths)
-    sessions = list(sessions) if sessions else available
-    missing = [s for s in sessions if s not in available]
-    if missing:
-        raise InputError(paths.betas("lh", missing[0]), "no such file (a betas file of a requested session)")
-    first = _read_session(paths.betas("lh", sessions[0]), None, trials_per_session)
-    T, n = int(trials_per_session or first.shape[0]), first.shape[1]
-    space = {v: k for k, v in MESH_SIZES.items()}.get(n, "none")
-    if space == "none" and warnings is not None:
-        warnings.append(f"the betas have {n} vertices per hemisphere, not a known mesh: space 'none'")
-    last_trial = max(sessions) * T
-    if last_trial > n_experiment_trials:
-        raise InputError(paths.expdesign, f"masterordering has {n_experiment_trials} trials but session "
-                                          f"{max(sessions)} of {T} trials needs {last_trial}")
-    return SessionLayout(sessions=sessions, trials_per_session=T, n_vertices=n, space=space, first_lh=first)
-
-
-def session_images(images_of_trial: np.ndarray, layout: SessionLayout) -> np.ndarray:
-    """(n_images,) sorted 0-based 73k ids of the images shown in ``layout``'s sessions: the rows of
-    the prepared responses."""
-    return np.unique(images_of_trial[layout.trials()])
-
-
-def choose_vertices(roi: np.ndarray, keep: str, source=None) -> np.ndarray:
-    """(V,) int64 indices into ``roi`` (2n,), left then right: the labelled vertices (``keep="rois"``)
-    or all of them (``"all"``). ``source`` (the label folder) is named when none is labelled."""
-    if keep == "all":
-        return np.arange(len(roi))
-    if keep != "rois":
-        raise InputError("keep", f"unknown value {keep!r}: use one of rois, all")
-    idx = np.flatnonzero(roi != None)  # noqa: E711
-    if not len(idx):
-        raise InputError(source or "roi_sets", "the ROI maps label no vertex: nothing to keep (use `keep` all?)")
-    return idx
-
-
-def roi_labels(roi: np.ndarray, keep_idx: np.ndarray) -> np.ndarray:
-    """(V,) str ROI names of the kept vertices, "unlabelled" where none."""
-    from .io._inputs import UNLABELLED
-
-    return np.asarray([UNLABELLED if r is None else r for r in roi[keep_idx]], dtype=str)
-
-
 @dataclass
 class RepeatSums:
     """Per-image sums of the z-scored trials over the kept vertices (float32, as accumulated).
@@ -578,13 +884,13 @@ class RepeatSums:
 
 
 def _session_betas(paths: NSDPaths, layout: SessionLayout, session: int, keep_idx: np.ndarray) -> tuple:
-    """(T, V) float32 z-scored betas of one session at ``keep_idx`` (both hemispheres), and the
-    number of vertices constant within the session."""
+    """(T, V) float32 z-scored betas of one session at ``keep_idx`` (both hemispheres, or
+    brain-mask voxels), and the number of vertices constant within the session."""
     n, T = layout.n_vertices, layout.trials_per_session
-    if session == layout.sessions[0] and layout.first_lh is not None:
-        lh, layout.first_lh = layout.first_lh, None
-    else:
-        lh = _read_session(paths.betas("lh", session), n, T)
+    if layout.grid is not None:
+        Z = _read_volume_session(paths.session_files(session)[0], layout.grid, layout.grid.ijk[keep_idx], T)
+        return Z, _zscore_session(Z)
+    lh = _read_session(paths.betas("lh", session), n, T)
     rh = _read_session(paths.betas("rh", session), n, T)
     left = keep_idx < n
     Z = np.empty((T, len(keep_idx)), dtype=np.float32, order="F")  # one column per vertex, contiguous
@@ -602,7 +908,8 @@ def read_betas(paths: NSDPaths, layout: SessionLayout, images_of_trial: np.ndarr
     ----------
     paths, layout : from :func:`nsd_paths` / :func:`plan_sessions`
     images_of_trial : (n_experiment_trials,) 0-based 73k id per experiment trial
-    keep_idx : (V,) vertex indices, left hemisphere 0..n-1 then right n..2n-1
+    keep_idx : (V,) vertex indices, left hemisphere 0..n-1 then right n..2n-1; for volumes,
+        positions among the brain-mask voxels (``layout.grid.ijk``)
     progress : show a progress bar over the sessions (stderr)
     warnings : list that receives a line when some vertex-sessions were constant
 
@@ -626,7 +933,6 @@ def read_betas(paths: NSDPaths, layout: SessionLayout, images_of_trial: np.ndarr
         sums.total += A @ Z
         sums.total_sq += A @ (Z * Z)
         sums.n_trials += np.bincount(rows, minlength=N)
-    layout.first_lh = None
     if sums.constant and warnings is not None:
         warnings.append(f"{sums.constant} vertex-sessions were constant within a session (set to 0 after z-scoring)")
     return sums
@@ -656,21 +962,36 @@ def repeat_noise_ceiling(sums: RepeatSums, test_rows: np.ndarray, warnings: list
     return noise_ceiling(ncsnr=snr, n=sums.n_trials[test_rows])
 
 
+def _kept_mask(grid: VolumeGrid, keep_idx: np.ndarray):
+    """A uint8 NIfTI on the betas' grid: 1 at the kept voxels (their C order = the responses' columns)."""
+    import nibabel as nib
+
+    mask = np.zeros(grid.shape, dtype=np.uint8)
+    ijk = grid.ijk[keep_idx]
+    mask[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = 1
+    return nib.Nifti1Image(mask, grid.affine)
+
+
 def prepared_contents(sums: RepeatSums, test_rows, keep_idx, roi, shared, *, noise_ceiling=None, features=None,
-                      categories=None, stim_info=None) -> dict:
+                      categories=None, stim_info=None, grid: VolumeGrid | None = None) -> dict:
     """What the prepared folder holds: {key: (file name, content)}, content an array for .npy
-    files and a DataFrame for .csv files; every key but ``stimuli_info`` goes in prepare.json's
-    ``files`` (what ``jne run --prepared`` reads).
+    files, a DataFrame for .csv files and a NIfTI image for .nii.gz files; every key but
+    ``stimuli_info`` goes in prepare.json's ``files`` (what ``jne run --prepared`` reads).
 
     sums : :class:`RepeatSums`; test_rows : (n_test,); keep_idx, roi : (V,); shared : (n_shared,)
     noise_ceiling : (V,); features : (N, D); categories : (N,) str; all optional
+    grid : for volumes: the brain mask ``keep_idx`` indexes; the kept voxels become mask.nii.gz
+        instead of vertices.csv
     """
     ids = sums.image_ids
     out = {"responses": ("responses.npy", sums.mean()),
            "stimulus_ids": ("stimulus_ids.csv", pd.DataFrame({"stimulus": ids})),
            "test_index": ("test_index.csv", pd.DataFrame({"test_index": test_rows})),
-           "rois": ("rois.csv", pd.DataFrame({"roi": roi})),
-           "vertices": ("vertices.csv", pd.DataFrame({"vertex": keep_idx.astype(np.int64)}))}
+           "rois": ("rois.csv", pd.DataFrame({"roi": roi}))}
+    if grid is None:
+        out["vertices"] = ("vertices.csv", pd.DataFrame({"vertex": keep_idx.astype(np.int64)}))
+    else:
+        out["mask"] = ("mask.nii.gz", _kept_mask(grid, keep_idx))
     if noise_ceiling is not None:
         out["noise_ceiling"] = ("noise_ceiling.csv", pd.DataFrame({"noise_ceiling": noise_ceiling}))
     if features is not None:
@@ -685,9 +1006,12 @@ def prepared_contents(sums: RepeatSums, test_rows, keep_idx, roi, shared, *, noi
 
 
 def write_prepared(out, contents: dict, summary: dict, *, overwrite: bool = False) -> Path:
-    """Write ``contents`` (see :func:`prepared_contents`; arrays as float32 .npy, tables as .csv)
-    and ``summary`` (prepare.json) into a temporary sibling of ``out``, then rename it into place:
-    on any failure nothing is left behind and an existing ``out`` is untouched."""
+    """Write ``contents`` (see :func:`prepared_contents`; arrays as float32 .npy, tables as .csv,
+    images as NIfTI) and ``summary`` (prepare.json) into a temporary sibling of ``out``, then
+    rename it into place: on any failure nothing is left behind and an existing ``out`` is
+    untouched."""
+    import nibabel as nib
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
@@ -695,6 +1019,8 @@ def write_prepared(out, contents: dict, summary: dict, *, overwrite: bool = Fals
         for name, value in contents.values():
             if name.endswith(".npy"):
                 np.save(tmp / name, np.ascontiguousarray(value, dtype=np.float32), allow_pickle=False)
+            elif name.endswith((".nii", ".nii.gz")):
+                nib.save(value, str(tmp / name))
             else:
                 value.to_csv(tmp / name, index=False)
         (tmp / "prepare.json").write_text(json.dumps(summary, indent=2))
@@ -705,15 +1031,22 @@ def write_prepared(out, contents: dict, summary: dict, *, overwrite: bool = Fals
     return out
 
 
+def _volume_record(paths: NSDPaths, grid: VolumeGrid, n_kept: int) -> dict:
+    """prepare.json's ``volume``: the grid, and where NSD's transforms to the surfaces are."""
+    nsd = {"subject": paths.subj, "grid": "func1pt8mm"}
+    if paths.transforms_dir is not None:
+        nsd["transforms_dir"] = str(paths.transforms_dir)
+    return {"shape": list(grid.shape), "affine": np.asarray(grid.affine).tolist(), "mask": "mask.nii.gz",
+            "n_voxels": int(n_kept), "space": "native", "brainmask": str(grid.source), "nsd": nsd}
+
+
 def _summary(out, paths: NSDPaths, layout: SessionLayout, keep: str, sums: RepeatSums, n_test: int, files: dict,
              roi_counts: dict, inputs: dict, warnings: list) -> dict:
     """prepare.json: what was done, from what, and the ``jne run`` command."""
-    sources = {"root": paths.root, "betas_dir": paths.betas_dir, "betas_pattern": paths.betas_pattern,
-               "expdesign": paths.expdesign, "stim_info": paths.stim_info, "label_dir": paths.label_dir,
-               "roi_pattern": paths.roi_pattern, "ctab_pattern": paths.ctab_pattern, **inputs}
-    return {
-        "format": "jnecore.nsd-prepare", "subject": paths.subj, "space": layout.space, "files": files,
-        "sessions": layout.sessions, "trials_per_session": layout.trials_per_session, "keep": keep,
+    sources = {"root": paths.root, **{k: getattr(paths, k) for k in _DIR_OPTIONS + _PATTERN_OPTIONS}, **inputs}
+    summary = {
+        "format": "jnecore.nsd-prepare", "subject": paths.subj, "space": layout.space, "nsd_space": paths.space,
+        "files": files, "sessions": layout.sessions, "trials_per_session": layout.trials_per_session, "keep": keep,
         "roi_sets": list(paths.roi_sets),
         "counts": {"images": len(sums.image_ids), "test": int(n_test), "vertices": sums.total.shape[1],
                    "trials": int(sums.n_trials.sum()), "roi_vertices": roi_counts},
@@ -721,10 +1054,13 @@ def _summary(out, paths: NSDPaths, layout: SessionLayout, keep: str, sums: Repea
         "assumptions": ASSUMPTIONS, "warnings": warnings,
         "jne_run": f"jne run --prepared {out} --out BUNDLE" + ("" if "features" in files else " --features FEATURES"),
     }
+    if layout.grid is not None:
+        summary["volume"] = _volume_record(paths, layout.grid, sums.total.shape[1])
+    return summary
 
 
 def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feature_ids=None, categories=None,
-                keep="rois", trials_per_session=None, overwrite=False, progress=True, **path_options) -> tuple:
+                keep="visual", trials_per_session=None, overwrite=False, progress=True, **path_options) -> tuple:
     """Assemble one NSD subject for ``jne run`` (see the module docstring); return (out, summary).
 
     Parameters
@@ -734,14 +1070,15 @@ def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feat
     sessions : list of session numbers, or None for every session found
     features : path of features (see the module docstring); feature_ids : path, optional
     categories : path, optional
-    keep : "rois" (vertices with an ROI) or "all"
+    keep : "visual" (vertices in a visual area), "rois" (with any ROI) or "all"
     trials_per_session : int, optional (default: the first session file's trial count)
     progress : show a progress bar over the sessions
-    path_options : betas_dir, betas_pattern, expdesign, stim_info, label_dir, roi_pattern,
-        ctab_pattern, roi_sets (see :func:`nsd_paths`)
+    path_options : space ("fsaverage" or "func1pt8mm"), roi_sets and the paths and patterns of
+        :func:`nsd_paths`
 
-    Every input is checked (features and categories included) before the betas are read; a stop
-    requested with :func:`jnecore.cancel.request_stop` is honoured between sessions.
+    Every input is checked (features, categories, ROI maps and transforms included) before the
+    betas are read; a stop requested with :func:`jnecore.cancel.request_stop` is honoured
+    between sessions.
     """
     from .cancel import check_stop
 
@@ -754,16 +1091,65 @@ def prepare_nsd(out, *, root=None, subject=1, sessions=None, features=None, feat
     image_ids = session_images(design.images_of_trial, layout)
     feats = _align_features(features, feature_ids, image_ids) if features else None
     cats = _align_categories(categories, image_ids, design.stim_info) if categories else None
-    roi, roi_counts = read_rois(paths, layout.n_vertices, warnings)
-    keep_idx = choose_vertices(roi, keep, paths.label_dir)
+    if layout.grid is not None:
+        roi, roi_counts = read_roi_volumes(paths, layout.grid, warnings)
+        source = paths.roi_volume_dir
+    else:
+        roi, roi_counts = read_rois(paths, layout.n_vertices, warnings)
+        source = paths.fsaverage_label_dir if all(map(paths.on_fsaverage, paths.roi_sets)) else paths.label_dir
+    keep_idx = choose_vertices(roi, keep, source)
     sums = read_betas(paths, layout, design.images_of_trial, keep_idx, progress=progress, warnings=warnings)
     test_rows = shared_rows(sums.image_ids, design.shared, warnings)
     nc = repeat_noise_ceiling(sums, test_rows, warnings)
     contents = prepared_contents(sums, test_rows, keep_idx, roi_labels(roi, keep_idx), design.shared,
-                                 noise_ceiling=nc, features=feats, categories=cats, stim_info=design.stim_info)
+                                 noise_ceiling=nc, features=feats, categories=cats, stim_info=design.stim_info,
+                                 grid=layout.grid)
     files = {k: name for k, (name, _) in contents.items() if k != "stimuli_info"}
     inputs = {"features": features, "feature_ids": feature_ids, "categories": categories}
     summary = _summary(out, paths, layout, keep, sums, len(test_rows), files, roi_counts, inputs, warnings)
     check_stop()
     write_prepared(out, contents, summary, overwrite=overwrite)
     return out, summary
+
+
+def read_prepared_volume(folder, info: dict, responses=None):
+    """The volume responses of a prepared folder (``space="func1pt8mm"``) as
+    :class:`jnecore.io.Responses` in space ``volume``: what ``jne run --prepared`` models.
+
+    Parameters
+    ----------
+    folder : the prepared folder; info : its prepare.json (with ``files`` and ``volume``)
+    responses : the responses file (default: the folder's)
+
+    Returns
+    -------
+    Responses with data (N, V) float32 (V = the voxels of mask.nii.gz, C order), vertex = the
+    voxel's position in the mask, ``voxel_i/j/k`` and ``x/y/z`` (mm) columns, and ``volume``
+    (affine, shape, mask, and the NSD record with the transforms folder) for the bundle manifest.
+    """
+    from .io import Responses, read_array
+    from .io._neuro import _get_data, _load
+
+    folder = Path(folder)
+    files, vol = dict(info.get("files") or {}), dict(info.get("volume") or {})
+    responses = Path(responses) if responses else folder / files.get("responses", "responses.npy")
+    mask_path = folder / files.get("mask", vol.get("mask", "mask.nii.gz"))
+    img = _load(mask_path, "nifti")
+    m = _get_data(img, mask_path)
+    m = m[..., 0] if m.ndim == 4 and m.shape[3] == 1 else m
+    if m.ndim != 3:
+        raise InputError(mask_path, f"has shape {m.shape}: the prepared mask is a 3-D volume")
+    ijk = np.argwhere(np.isfinite(m) & (m != 0)).astype(np.int64)
+    Y = read_array(responses)
+    if Y.ndim != 2 or Y.shape[1] != len(ijk):
+        raise InputError(responses, f"has shape {Y.shape} but {mask_path.name} holds {len(ijk)} voxels "
+                                    "(one column each)")
+    affine = np.asarray(img.affine, dtype=float)
+    xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
+    volume = {"affine": affine.tolist(), "shape": list(m.shape), "mask": str(mask_path), "n_voxels": int(len(ijk)),
+              "vertex": "position of the voxel among the mask's voxels (C order)"}
+    volume.update({k: vol[k] for k in ("nsd", "brainmask") if k in vol})
+    extra = {"voxel_i": ijk[:, 0], "voxel_j": ijk[:, 1], "voxel_k": ijk[:, 2],
+             "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}
+    return Responses(data=np.asarray(Y, dtype=np.float32), space="volume", vertex=np.arange(len(ijk), dtype=np.int64),
+                     kind="volume", source=str(responses), volume=volume, extra_columns=extra)

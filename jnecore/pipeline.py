@@ -35,11 +35,24 @@ def open_checkpoint(path, analysis: JNEAnalysis, X, Y, *, test_index=None, rois=
     return EncoderCheckpoint(path, key, {k: params[k] for k in FIT_PARAMETERS}, resume=resume).open()
 
 
+def _estimate(analysis, X, Y, test_index, rois, levels):
+    """The run's memory estimate from the shapes of its inputs."""
+    labels = {"roi": rois, "level": levels}.get(analysis.trunk)
+    largest = None
+    if labels is not None:
+        _, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+        largest = int(counts.max())
+    N, V = Y.shape
+    return analysis.memory_estimate(N, V, np.shape(X)[1], n_test=None if test_index is None else len(test_index),
+                                    largest_partition=largest, responses_itemsize=np.dtype(Y.dtype).itemsize)
+
+
 def run_pipeline(features, responses, out, *, analysis: JNEAnalysis | None = None, space: str = "none",
                  rois=None, levels=None, categories=None, stimulus_ids=None, test_index=None, vertex_index=None,
                  hemi=None, extra_vertex_columns: dict | None = None, manifest_extra: dict | None = None,
                  sources: dict | None = None, simulations=None, overwrite: bool = False, progress: bool = True,
-                 resume: bool = False, checkpoint: bool = True, checkpoint_dir=None, stop=check_stop):
+                 resume: bool = False, checkpoint: bool = True, checkpoint_dir=None, stop=check_stop,
+                 on_estimate=None, check_memory: bool = True):
     """Fit ``analysis`` on the arrays and write its bundle to ``out``.
 
     Parameters
@@ -60,6 +73,11 @@ def run_pipeline(features, responses, out, *, analysis: JNEAnalysis | None = Non
     resume, checkpoint, checkpoint_dir :
         Save each fitted encoder to ``checkpoint_dir`` (default ``<out>.partial``) and, with
         ``resume``, reuse those saved by an interrupted run on the same inputs.
+    on_estimate : callable, optional
+        Called with the :class:`jnecore.analysis.MemoryEstimate` and the bytes available before
+        any fitting (``jne run`` prints it).
+    check_memory : bool
+        Stop at once (InputError) when the estimate exceeds the memory available.
 
     Returns
     -------
@@ -72,6 +90,13 @@ def run_pipeline(features, responses, out, *, analysis: JNEAnalysis | None = Non
         from .atlas import roi_level
 
         levels = roi_level(np.asarray(rois).astype(str))
+    estimate = _estimate(analysis, features, responses, test_index, rois, levels)
+    if check_memory:
+        from .analysis import check_memory as _check
+
+        _, available = _check(estimate, responses=responses)
+        if on_estimate is not None:
+            on_estimate(estimate, available)
     ckpt = None
     if checkpoint or resume:
         ckpt = open_checkpoint(checkpoint_dir or checkpoint_dir_for(out), analysis, features, responses,

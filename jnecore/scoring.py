@@ -68,39 +68,58 @@ class Significance(NamedTuple):
     significant: np.ndarray
 
 
+def _bootstrap_below(y, yhat, weights, chunk: int):
+    """Per column: how many resamples give R^2 < 0, and how many are valid (non-zero variance).
+
+    y, yhat : (n, v) float64; weights : (n_boot, n) resample weights (counts / n).
+    """
+    err2, ysq = (y - yhat) ** 2, y ** 2
+    below, valid = np.zeros(y.shape[1]), np.zeros(y.shape[1])
+    for start in range(0, len(weights), chunk):
+        counts = weights[start:start + chunk]
+        mse, mean, msq = counts @ err2, counts @ y, counts @ ysq
+        var = msq - mean ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2b = 1.0 - mse / var
+        ok = var > 1e-12 * np.maximum(msq, 1e-300)
+        below += np.sum((r2b < 0) & ok, axis=0)
+        valid += ok.sum(0)
+    return below, valid
+
+
 def bootstrap_significance(y, yhat, n_boot: int = 200, alpha: float = 0.05, seed: int = 0,
-                           chunk: int = 50) -> Significance:
+                           chunk: int = 50, block_bytes: int = 64 * 2**20) -> Significance:
     """Bootstrap test of R^2 > 0 per voxel, then Benjamini-Hochberg FDR.
 
     Test rows are resampled with replacement ``n_boot`` times; p_v is the fraction of bootstrap
     R^2 below 0 and q_v its BH-adjusted value; ``significant = q < alpha``. Each resample is
     expressed as row counts, so all voxels of ``chunk`` resamples come from one matrix product.
+    The voxels are taken in blocks of about ``block_bytes`` of float64 test rows, so memory does
+    not grow with V beyond the inputs.
 
     y, yhat : (N, V). Returns :class:`Significance` with arrays of shape (V,).
     """
-    y, yhat = _pair(y, yhat)
+    y, yhat = np.asarray(y), np.asarray(yhat)
+    if y.shape != yhat.shape:
+        raise ValueError(f"y and yhat shapes differ: {y.shape} vs {yhat.shape}")
+    if y.ndim == 1:
+        y, yhat = y[:, None], yhat[:, None]
     if n_boot < 1:
         raise ValueError("n_boot must be >= 1")
-    n = y.shape[0]
+    if y.ndim != 2 or y.shape[0] < 2:
+        raise ValueError(f"y must be (N, V) with N >= 2, got shape {y.shape}")
+    n, V = y.shape
     rng = np.random.default_rng(seed)
-    err2 = (y - yhat) ** 2
-    ysq = y ** 2
-    below = np.zeros(y.shape[1])
-    valid = np.zeros(y.shape[1])
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64) / n  # (b, N)
-        mse = counts @ err2
-        mean = counts @ y
-        var = counts @ ysq - mean ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2b = 1.0 - mse / var
-        ok = var > 1e-12 * np.maximum(counts @ ysq, 1e-300)
-        below += np.sum((r2b < 0) & ok, axis=0)
-        valid += ok.sum(0)
+    weights = np.concatenate([rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, n_boot - s))
+                              for s in range(0, n_boot, chunk)]).astype(np.float64) / n  # (n_boot, n)
+    below, valid, r2 = np.zeros(V), np.zeros(V), np.empty(V)
+    step = max(1, block_bytes // (8 * n))
+    for j in range(0, V, step):
+        yb, pb = _pair(y[:, j:j + step], yhat[:, j:j + step])
+        below[j:j + step], valid[j:j + step] = _bootstrap_below(yb, pb, weights, chunk)
+        r2[j:j + step] = r2_score(yb, pb)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(valid > 0, below / valid, np.nan)
-    r2 = r2_score(y, yhat)
     p = np.where(np.isfinite(r2), p, np.nan)
     q = bh_fdr(p)
     return Significance(r2=r2, p=p, q=q, significant=np.nan_to_num(q, nan=1.0) < alpha)

@@ -18,7 +18,7 @@ from .scoring import bh_fdr
 
 __all__ = [
     "LEVEL_ORDER", "level_rank", "order_rois", "roi_summary", "level_summary", "pairwise_tests", "group_moj",
-    "roi_group_table", "top_stimuli", "group_drivers",
+    "roi_group_table", "top_stimuli", "group_drivers", "selectivity_margins", "same_inputs",
 ]
 
 
@@ -179,3 +179,61 @@ def group_drivers(table: pd.DataFrame, group: str, *, normalised: bool = False) 
     col = "mom_norm" if normalised else "mom"
     sub = table[table["group"].astype(str) == str(group)]
     return sub.sort_values(col, ascending=False).reset_index(drop=True)
+
+
+def selectivity_margins(table: pd.DataFrame, expected: dict | None = None) -> pd.DataFrame:
+    """How clearly one stimulus group drives each ROI: its top group's MoM over the runner-up's.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Long ROI x group table from :func:`roi_group_table` (columns roi, group, mom).
+    expected : {roi: group}, optional
+        A group per ROI (e.g. the planted one) whose own margin is wanted too.
+
+    Returns
+    -------
+    DataFrame, one row per ROI (in the table's order)
+        roi, top, runner_up, margin (MoM of top / MoM of runner_up; NaN with fewer than two
+        groups or a runner-up MoM <= 0) and, with ``expected``, expected and expected_margin
+        (MoM of the expected group / the largest MoM of the other groups; NaN when the ROI has
+        no such group).
+    """
+    cols = ["roi", "top", "runner_up", "margin"] + (["expected", "expected_margin"] if expected is not None else [])
+    rows = []
+    for roi, sub in table.groupby(table["roi"].astype(str), sort=False):
+        mom = pd.Series(sub["mom"].to_numpy(dtype=float), index=sub["group"].astype(str)).dropna()
+        if mom.empty:
+            continue
+        ranked = mom.sort_values(ascending=False, kind="stable")
+        second = ranked.iloc[1] if len(ranked) > 1 else np.nan
+        row = dict(roi=roi, top=ranked.index[0], runner_up=ranked.index[1] if len(ranked) > 1 else None,
+                   margin=ranked.iloc[0] / second if second > 0 else np.nan)
+        if expected is not None:
+            want = expected.get(roi)
+            others = mom.drop(want) if want in mom.index else mom.iloc[:0]
+            row["expected"] = want
+            row["expected_margin"] = (mom[want] / others.max() if want in mom.index and len(others)
+                                      and others.max() > 0 else np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def same_inputs(manifest_a: dict, manifest_b: dict, *, ignore=("trunk", "device")) -> bool:
+    """Whether two bundles were fitted on the same inputs with the same settings but ``ignore``.
+
+    Same inputs: equal ``sources``, ``space`` and stimulus / split / column counts (``counts``
+    without the fit-dependent ``significant``); same settings: equal ``config`` apart from the
+    keys in ``ignore`` (by default the encoder trunk and the device). Manifests without a
+    ``config`` or ``counts`` (old or hand-made bundles) never match.
+    """
+    fixed = ("stimuli", "train", "val", "test", "vertices", "excluded")
+    for m in (manifest_a, manifest_b):
+        if not isinstance(m.get("config"), dict) or not isinstance(m.get("counts"), dict):
+            return False
+
+    def key(m):
+        config = {k: v for k, v in m["config"].items() if k not in ignore}
+        return (m.get("sources") or {}, m.get("space"), {k: m["counts"].get(k) for k in fixed}, config)
+
+    return key(manifest_a) == key(manifest_b)

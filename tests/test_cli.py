@@ -106,3 +106,31 @@ def test_console_script_reports_without_traceback(tmp_path):
     assert r.stderr.strip().endswith("nope.npy: no such file") and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "jnecore.cli", "run", "--bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_memory_estimate_is_printed_and_a_run_too_big_stops_at_once(tmp_path, capsys, monkeypatch):
+    from jnecore.analysis import _memory
+
+    _data(tmp_path)
+    argv = ["run", "--features", str(tmp_path / "X.npy"), "--responses", str(tmp_path / "Y.npy"),
+            "--out", str(tmp_path / "b"), *FAST, "--max-epochs", "2"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "memory: estimated peak" in err and "GB available" in err
+    monkeypatch.setattr(_memory, "available_bytes", lambda device="cpu": 10 * 2**20)  # 10 MB free
+    assert main(argv[:6] + [str(tmp_path / "c")] + argv[7:]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'Y.npy'}: this run needs about") and "\n" not in err
+    assert "GB are available" in err and "--keep rois" in err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "c.partial").exists()
+
+
+def test_memory_estimate_grows_with_the_responses():
+    from jnecore import JNEAnalysis
+
+    a = JNEAnalysis(hidden=64)
+    small, big = (a.memory_estimate(2000, v, 32) for v in (20_000, 327_684))
+    # the responses and their float32 working copy are held throughout: 2 * N * V * 4 bytes
+    assert big.parts["responses"] == big.parts["working copy"] == 2000 * 327_684 * 4
+    assert big.total - small.total > 2 * 2000 * (327_684 - 20_000) * 4
+    assert a.memory_estimate(2000, 20_000, 32, responses_itemsize=8).parts["responses"] == 2 * small.parts["responses"]

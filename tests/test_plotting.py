@@ -14,6 +14,7 @@ from scipy import stats
 from jnecore import summaries
 from jnecore.export import (ExportError, figure_html, full_mesh_values, gifti_available, gifti_bytes, table_csv,
                             write_gifti)
+from jnecore.plotting import plot_margin_comparison
 from jnecore.plotting import (LEVEL_COLORS, PLACEMENT_COLORS, compare_rois, noise_ceiling_fraction,
                               plot_group_drivers, plot_level_bars, plot_noise_ceiling_density, plot_placement,
                               plot_r2_by_roi, plot_r2_scatter, plot_roi_bars, plot_roi_comparison,
@@ -21,7 +22,7 @@ from jnecore.plotting import (LEVEL_COLORS, PLACEMENT_COLORS, compare_rois, nois
                               plot_significant_counts, plot_single_neuron, plot_test_matrix, plot_top_stimuli,
                               r2_correlation_table, roi_group_matrix, significant_counts, vertex_difference,
                               encoders_present, plot_r2_distributions, plot_r2_pair_scatter, ridge_comparison)
-from jnecore.plotting._simulations import RESULT_SYMBOLS, plot_placement_pairs
+from jnecore.plotting import RESULT_SYMBOLS, plot_placement_pairs
 
 ROIS = {"V1": "primary", "V2": "intermediate", "V3": "intermediate", "V4": "intermediate", "FFC": "higher",
         "PHA1": "higher", "RSC": "higher"}
@@ -530,3 +531,18 @@ def test_bars_axis_zoom(vertices):
     assert lo <= (s["mean"] - s["sem"]).min() and hi >= (s["mean"] + s["sem"]).max() and lo > 0
     lo, hi = plot_level_bars(summaries.level_summary(vertices, "jne"), zero=False).layout.yaxis.range
     assert lo > 0
+
+
+def test_margin_comparison_bars(roi_group):
+    shared = summaries.selectivity_margins(roi_group)
+    other = shared.assign(margin=shared["margin"] * 2)
+    order = ["FFC", "V1", "PHA1"]
+    fig = plot_margin_comparison({"shared trunk": shared, "one per ROI": other}, roi_order=order)
+    bars = [tr for tr in fig.data if tr.type == "bar"]
+    assert [tr.name for tr in bars] == ["shared trunk", "one per ROI"]
+    assert list(bars[0].x) == order
+    expect = shared.set_index("roi").loc[order]
+    np.testing.assert_allclose(bars[0].y, expect["margin"])
+    np.testing.assert_allclose(bars[1].y, 2 * expect["margin"])
+    assert list(bars[0].text) == expect["top"].tolist() and bars[0].text[0] == "face"  # FFC's planted face
+    assert fig.layout.barmode == "group"

@@ -292,3 +292,15 @@ def test_noise_ceiling_constant_n_equals_per_image_counts():
         noise_ceiling(r, ncsnr=[1.0])
     with pytest.raises(ValueError, match="either repeats or ncsnr"):
         noise_ceiling()
+
+
+def test_bootstrap_voxel_blocks_do_not_change_the_result():
+    from jnecore.scoring import bootstrap_significance
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(30, 23))
+    yhat = y * rng.uniform(-0.5, 1.0, 23) + rng.normal(size=(30, 23))
+    whole = bootstrap_significance(y, yhat, n_boot=120, seed=2)
+    blocks = bootstrap_significance(y, yhat, n_boot=120, seed=2, chunk=7, block_bytes=30 * 8 * 4)  # 4 columns
+    for a, b in zip(whole, blocks):
+        np.testing.assert_array_equal(a, b)

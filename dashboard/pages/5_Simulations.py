@@ -7,8 +7,7 @@ import json
 import streamlit as st
 
 from jnecore.dashboard import _state as S
-from jnecore.plotting import plot_placement, plot_sample_size, plot_single_neuron
-from jnecore.plotting._simulations import plot_placement_pairs
+from jnecore.plotting import plot_placement, plot_placement_pairs, plot_sample_size, plot_single_neuron
 from jnecore.simulate import PAPER_ORDER, paper_order_holds
 
 S.page_setup("Simulations", ":material/science:")

@@ -20,7 +20,7 @@ from ..encoders import ACTIVATIONS
 from ..grouping import GROUPINGS
 from ..jacobian import NORMS
 from ..validation import InputError, check_choice
-from ._split import split_stimuli, standardize
+from ._split import split_order, split_stimuli, standardize
 from ._stages import TRUNKS, compute_maps, fit_encoders, group_stimuli, score_encoders, trunk_partitions
 
 __all__ = ["JNEAnalysis", "PARAMETER_RULES", "FIT_PARAMETERS"]
@@ -243,7 +243,7 @@ class JNEAnalysis(BaseEstimator):
         with self.timings_.step("grouping"):
             cats = np.asarray(groups).astype(str)[te] if groups is not None else None
             self.groups_, self.grouping_info_, w = group_stimuli(
-                self._Xz[te], cats, grouping=self.grouping, n_clusters=self.n_clusters, k_max=self.k_max,
+                self._Xz[self._rows["test"]], cats, grouping=self.grouping, n_clusters=self.n_clusters, k_max=self.k_max,
                 seed=self.seed)
             self.warnings_ += w
         self._fit_encoders(rois, levels, checkpoint, progress, stop)
@@ -255,7 +255,7 @@ class JNEAnalysis(BaseEstimator):
             with self.timings_.step("baseline"):
                 self._fit_ridge()
         self.timings_ = dict(self.timings_)
-        del self._Xz, self._Yz
+        del self._Xz, self._Yz  # the z-scored working copies (N x V float32) are not kept
         return self
 
     def _split_and_standardize(self, X, Y, split, test_index):
@@ -264,8 +264,9 @@ class JNEAnalysis(BaseEstimator):
                        split_stimuli(N, test_index=test_index, test_fraction=self.test_fraction,
                                      val_fraction=self.val_fraction, seed=self.seed))
         train = self.split_ == "train"
-        self._Xz = standardize(X, train).data
-        self._Yz, self.usable_ = standardize(Y, train)
+        order, self._rows = split_order(self.split_)  # train, val, test rows contiguous: stages take views
+        self._Xz = standardize(X, train, order=order).data
+        self._Yz, self.usable_ = standardize(Y, train, order=order)
         n_bad = int((~self.usable_).sum())
         if n_bad == V:
             raise InputError("Y", "every column is constant or non-finite: nothing to model")
@@ -280,7 +281,7 @@ class JNEAnalysis(BaseEstimator):
                       patience=self.patience, batch_size=self.fit_batch_size)
         with self.timings_.step("fit"):
             encoders, self.fit_history_ = fit_encoders(
-                self._Xz, self._Yz, self.split_, parts, cols=cols, hidden=self.hidden, n_blocks=self.n_blocks,
+                self._Xz, self._Yz, self._rows, parts, cols=cols, hidden=self.hidden, n_blocks=self.n_blocks,
                 activation=self.activation, seed=self.seed, fit_kw=fit_kw, device=self.device_,
                 checkpoint=checkpoint, progress=progress, stop=stop)
         for kind in ("linear", "nonlinear"):  # seconds spent fitting each kind, over the partitions
@@ -300,7 +301,7 @@ class JNEAnalysis(BaseEstimator):
         return out
 
     def _score(self):
-        te = self.split_ == "test"
+        te = self._rows["test"]
         y_test = self._Yz[te][:, self._cols] if len(self._cols) < self.n_outputs_ else self._Yz[te]
         r2_lin, sig = score_encoders(self._Xz[te], y_test, self.encoders_, self._parts, n_boot=self.n_boot,
                                      alpha=self.alpha, seed=self.seed, device=self.device_)
@@ -310,7 +311,7 @@ class JNEAnalysis(BaseEstimator):
         self.significant_ = self._full(sig.significant, False, bool)
 
     def _maps(self, progress, stop):
-        te = self.split_ == "test"
+        te = self._rows["test"]
         if not self._sig_usable.any():
             self.warnings_.append("no column passed the significance test: JNE was not computed")
         self.jne_, self.jne_ss_, self.jne_info_ = compute_maps(
@@ -322,11 +323,40 @@ class JNEAnalysis(BaseEstimator):
         from ..encoders import fit_ridge
         from ..scoring import r2_score
 
-        tr, te = self.split_ != "test", self.split_ == "test"
+        fit, te = slice(0, self._rows["test"].start), self._rows["test"]  # train + val rows, then test
         Yu = self._Yz[:, self._cols] if len(self._cols) < self.n_outputs_ else self._Yz
-        res = fit_ridge(self._Xz[tr], Yu[tr], self._Xz[te], device=self.device_, seed=self.seed)
+        res = fit_ridge(self._Xz[fit], Yu[fit], self._Xz[te], device=self.device_, seed=self.seed)
         self.r2_ridge_ = self._full(r2_score(Yu[te], res.predictions))
         self.ridge_alphas_ = self._full(res.best_alphas)
+
+    def memory_estimate(self, n_stimuli: int, n_outputs: int, n_features: int, *, n_test: int | None = None,
+                        largest_partition: int | None = None, responses_itemsize: int = 4):
+        """The estimated peak memory of ``fit`` on data of this size (:func:`estimate_memory`).
+
+        Parameters
+        ----------
+        n_stimuli, n_outputs, n_features : int
+            N, V and D.
+        n_test : int, optional
+            Test stimuli (default ``round(N * test_fraction)``).
+        largest_partition : int, optional
+            Columns of the largest encoder with ``trunk`` "roi" / "level" (default V).
+        responses_itemsize : int
+            Bytes per response value as given.
+
+        Returns
+        -------
+        MemoryEstimate
+        """
+        from ._memory import estimate_memory
+
+        device = self.check_params()
+        n_test = int(round(n_stimuli * self.test_fraction)) if n_test is None else int(n_test)
+        n_train = int(round((n_stimuli - n_test) * (1 - self.val_fraction)))
+        return estimate_memory(n_stimuli, n_outputs, n_features, hidden=self.hidden, n_blocks=self.n_blocks,
+                               n_test=n_test, n_train=n_train, fit_batch_size=self.fit_batch_size,
+                               largest_partition=largest_partition, responses_itemsize=responses_itemsize,
+                               device=device.type)
 
     # ---------------------------------------------------------------------------------------
     @property

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..validation import InputError
 
-__all__ = ["split_stimuli", "standardize", "Standardized", "SPLITS"]
+__all__ = ["split_stimuli", "split_order", "standardize", "Standardized", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 # columns z-scored per block: keeps the float64 working block near 64 MB whatever N and V are
@@ -65,8 +65,9 @@ class Standardized(NamedTuple):
 
     Attributes
     ----------
-    data : ndarray of float32 (N, V)
-        Columns z-scored with the training rows' mean and std; unusable columns are 0.
+    data : ndarray of float32 (len(order), V)
+        Rows ``order`` of the input, each column z-scored with the training rows' mean and std;
+        unusable columns are 0.
     usable : ndarray of bool (V,)
         Columns that are finite everywhere and vary over the training rows.
     """
@@ -75,11 +76,54 @@ class Standardized(NamedTuple):
     usable: np.ndarray
 
 
-def standardize(A, train, *, block_bytes: int = _BLOCK_BYTES) -> Standardized:
+def split_order(split) -> tuple:
+    """Row order that makes each split contiguous, and the slice of each split in it.
+
+    Parameters
+    ----------
+    split : array of str (N,)
+
+    Returns
+    -------
+    order : ndarray of int (N,)
+        The train rows, then the val rows, then the test rows, each in their original order.
+    slices : {"train": slice, "val": slice, "test": slice}
+        Where each split lies in ``order``.
+    """
+    split = np.asarray(split)
+    parts = [np.flatnonzero(split == s) for s in SPLITS]
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    return np.concatenate(parts), {s: slice(int(bounds[i]), int(bounds[i + 1])) for i, s in enumerate(SPLITS)}
+
+
+def _train_moments(A, train, rows_per: int):
+    """Mean and M2 of the ``train`` rows per column, and whether each column is finite, by row
+    blocks (Chan et al.'s pairwise combination, in float64)."""
+    N, V = A.shape
+    n, mean, m2 = 0, np.zeros(V), np.zeros(V)
+    finite = np.ones(V, dtype=bool)
+    for r0 in range(0, N, rows_per):
+        blk = np.asarray(A[r0:r0 + rows_per], dtype=np.float64)
+        finite &= np.isfinite(blk).all(0)
+        t = blk[train[r0:r0 + rows_per]]
+        if not len(t):
+            continue
+        with np.errstate(invalid="ignore"):  # non-finite columns give NaN moments: they are unusable
+            nb, mb = len(t), t.mean(0)
+            m2b = ((t - mb) ** 2).sum(0)
+            delta, tot = mb - mean, n + nb
+            mean += delta * (nb / tot)
+            m2 += m2b + delta ** 2 * (n * nb / tot)
+        n = tot
+    return n, mean, m2, finite
+
+
+def standardize(A, train, *, order=None, block_bytes: int = _BLOCK_BYTES) -> Standardized:
     """z-score the columns of ``A`` with the mean and std of its ``train`` rows.
 
-    One float32 result is the only full-size array made: the statistics and the scaling run over
-    blocks of columns in float64, so a memory-mapped ``A`` is read once and never copied whole.
+    One float32 result is the only full-size array made: statistics and scaling run over blocks
+    of rows in float64, so a memory-mapped ``A`` is read twice, block by block, and never copied
+    whole.
 
     Parameters
     ----------
@@ -88,6 +132,9 @@ def standardize(A, train, *, block_bytes: int = _BLOCK_BYTES) -> Standardized:
         marked unusable).
     train : ndarray of bool (N,)
         The rows whose statistics are used.
+    order : ndarray of int (n,), optional
+        The rows to return, in this order (default all, in order); :func:`split_order` makes each
+        split a contiguous block, so later stages take views instead of copies.
 
     Returns
     -------
@@ -95,19 +142,20 @@ def standardize(A, train, *, block_bytes: int = _BLOCK_BYTES) -> Standardized:
     """
     N, V = A.shape
     train = np.asarray(train, dtype=bool)
-    out = np.empty((N, V), dtype=np.float32)
-    usable = np.zeros(V, dtype=bool)
-    step = max(1, block_bytes // (8 * max(N, 1)))
-    for j0 in range(0, V, step):
-        j1 = min(V, j0 + step)
-        blk = np.asarray(A[:, j0:j1], dtype=np.float64)
-        ok = np.isfinite(blk).all(0)
-        tr = blk[train][:, ok]
-        mean, std = tr.mean(0), tr.std(0)
-        ok[ok] = std > 0
-        usable[j0:j1] = ok
-        seg = out[:, j0:j1]
-        seg[:, ~ok] = 0.0
-        keep = std > 0
-        seg[:, ok] = (blk[:, ok] - mean[keep]) / std[keep]
+    order = np.arange(N) if order is None else np.asarray(order)
+    rows_per = max(1, block_bytes // (8 * max(V, 1)))
+    n, mean, m2, usable = _train_moments(A, train, rows_per)
+    std = np.sqrt(m2 / max(n, 1))
+    usable &= std > 0
+    scale = np.where(usable, 1.0 / np.where(usable, std, 1.0), 0.0)
+    shift = np.where(usable, mean, 0.0)
+    out = np.empty((len(order), V), dtype=np.float32)
+    for i0 in range(0, len(order), rows_per):
+        idx = order[i0:i0 + rows_per]
+        blk = np.asarray(A[np.sort(idx)] if len(idx) > 1 else A[idx], dtype=np.float64)
+        blk = blk[np.argsort(np.argsort(idx))] if len(idx) > 1 else blk
+        with np.errstate(invalid="ignore"):
+            z = (blk - shift) * scale
+        z[:, ~usable] = 0.0
+        out[i0:i0 + len(idx)] = z
     return Standardized(out, usable)

@@ -68,14 +68,14 @@ def make_encoder(n_features: int, n_outputs: int, *, hidden: int, n_blocks: int,
     return ResidualMLP(n_features, n_outputs, hidden=hidden, n_blocks=n_blocks, activation=activation)
 
 
-def _rows(A, rows, pos):
-    """``A[rows][:, pos]`` as one copy (no copy of the columns when ``pos`` is every column)."""
+def _rows(A, rows: slice, pos):
+    """``A[rows][:, pos]``: a view when ``pos`` is every column, else one copy of those columns."""
     if len(pos) == A.shape[1]:
         return A[rows]
-    return A[np.ix_(rows, pos)]
+    return A[rows][:, pos]
 
 
-def fit_encoders(Xz, Yz, split, partitions: dict, *, cols, hidden: int, n_blocks: int, activation: str,
+def fit_encoders(Xz, Yz, rows: dict, partitions: dict, *, cols, hidden: int, n_blocks: int, activation: str,
                  seed: int, fit_kw: dict, device, checkpoint=None, progress=False, stop=check_stop):
     """Fit the linear and the nonlinear encoder of every partition.
 
@@ -83,7 +83,8 @@ def fit_encoders(Xz, Yz, split, partitions: dict, *, cols, hidden: int, n_blocks
     ----------
     Xz : ndarray (N, D); Yz : ndarray (N, V) float32
         z-scored features and responses.
-    split : ndarray of str (N,)
+    rows : {"train": slice, "val": slice, ...}
+        Where each split lies in the rows of ``Xz`` / ``Yz`` (:func:`jnecore.analysis.split_order`).
     partitions : {name: positions into cols}, from :func:`trunk_partitions`
     cols : ndarray of int (n_usable,)
     fit_kw : dict
@@ -96,7 +97,7 @@ def fit_encoders(Xz, Yz, split, partitions: dict, *, cols, hidden: int, n_blocks
     encoders : {name: ResidualMLP} on the CPU
     histories : {name: dict}
     """
-    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    tr, va = rows["train"], rows["val"]
     encoders, histories = {}, {}
     for part, pos in partitions.items():
         ycols = np.asarray(cols)[pos]

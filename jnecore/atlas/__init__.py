@@ -7,6 +7,8 @@
   :func:`load_sulc`, :func:`space_size`, :func:`fsaverage_to_fsaverage5`.
 - MNI volume results on fsaverage5 (a visualisation aid, not a registration):
   :func:`volume_to_fsaverage5`, :func:`surface_view_available`, :func:`volume_space`.
+- NSD's transforms (func1pt8mm volume -> native surface depths -> fsaverage):
+  :func:`nsd_volume_to_fsaverage`, :func:`read_white_to_fsaverage`, :func:`carry_to_fsaverage`.
 """
 
 from ._hierarchy import LEVELS, REGIONS, hierarchy_table, level_order, roi_level, strip_hemi
@@ -15,10 +17,14 @@ from ._meshes import (HEMIS, SPACES, SURFACES, Mesh, fsaverage_to_fsaverage5,
                       space_size)
 from ._mmp import mmp_labels, visual_vertices
 from ._volume import VOLUME_SPACES, surface_view_available, volume_space, volume_to_fsaverage5
+from ._nsd_transforms import (carry_to_fsaverage, nsd_volume_to_fsaverage, read_layer_coords,
+                              read_white_to_fsaverage, sample_depths, sample_volume)
 
 __all__ = [
     "HEMIS", "LEVELS", "REGIONS", "SPACES", "SURFACES", "Mesh", "fsaverage_to_fsaverage5",
     "fsaverage_vertices_to_fsaverage5", "hierarchy_table", "level_order", "load_mesh", "load_sulc",
     "mmp_labels", "normalize_space", "roi_level", "space_size", "strip_hemi", "visual_vertices",
     "VOLUME_SPACES", "surface_view_available", "volume_space", "volume_to_fsaverage5",
+    "carry_to_fsaverage", "nsd_volume_to_fsaverage", "read_layer_coords", "read_white_to_fsaverage",
+    "sample_depths", "sample_volume",
 ]

@@ -132,6 +132,12 @@ def _check_content(path: Path, suffix: str):
 
 
 def _load_npy(path: Path):
+    """A .npy array, memory-mapped read-only when it can be (plain numeric data: the responses of a
+    whole-brain run are then read block by block, never copied whole)."""
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError):
+        pass  # object arrays, truncated files, odd headers: the plain read below names the problem
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:

@@ -15,7 +15,7 @@ import plotly.colors as pcolors
 from ._roi import _layout, level_color
 
 __all__ = ["SCALES", "group_colors", "roi_group_matrix", "plot_roi_group_heatmap", "plot_roi_group_bars",
-           "plot_top_stimuli", "plot_group_drivers"]
+           "plot_top_stimuli", "plot_group_drivers", "plot_margin_comparison"]
 
 
 def group_colors(groups) -> dict:
@@ -195,3 +195,36 @@ def plot_group_drivers(drivers: pd.DataFrame, group, *, normalised: bool = False
     return _layout(fig, title if title is not None else f"Which ROIs does '{group}' drive most?", height=height,
                    showlegend=False)
 
+
+
+def plot_margin_comparison(margins: dict, *, roi_order=None, title=None, height: int = 380) -> go.Figure:
+    """Per ROI, how clearly its top stimulus group leads, in each of several fits (grouped bars).
+
+    Parameters
+    ----------
+    margins : {label: DataFrame}
+        Per fit (e.g. "shared trunk", "one trunk per ROI"), the table of
+        :func:`jnecore.summaries.selectivity_margins` (columns roi, top, runner_up, margin).
+    roi_order : ROIs to show and their order (default: those of the first table, sorted)
+
+    Returns one bar trace per fit (``name`` = label): ``x`` = ROIs, ``y`` = margin (top MoM /
+    runner-up MoM; 1 = no preference), ``text`` = the top group.
+    """
+    if roi_order is None:
+        first = next(iter(margins.values()), pd.DataFrame(columns=["roi"]))
+        roi_order = sorted(first["roi"].astype(str))
+    rois = [str(r) for r in roi_order]
+    fig = go.Figure()
+    for label, m in margins.items():
+        t = m.assign(roi=m["roi"].astype(str)).set_index("roi").reindex(rois)
+        fig.add_bar(x=rois, y=t["margin"].to_numpy(dtype=float), name=str(label),
+                    text=t["top"].fillna("").astype(str).tolist(), textposition="outside",
+                    customdata=t["runner_up"].fillna("").astype(str).to_numpy()[:, None] if rois else None,
+                    hovertemplate="%{x}: top %{text}, ×%{y:.2f} over %{customdata[0]}<extra>" + str(label)
+                    + "</extra>")
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+    fig.update_yaxes(title="top MoM / runner-up MoM")
+    fig.update_xaxes(title="ROI", categoryorder="array", categoryarray=rois, tickangle=-60 if len(rois) > 12 else 0)
+    default = "Category preference per ROI: the top group's lead over the runner-up"
+    return _layout(fig, title if title is not None else default, height=height, barmode="group",
+                   legend_title_text="fit")

@@ -35,7 +35,6 @@ measured one) are in :mod:`jnecore.simulate._order`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..backend import resolve_device
+from ..backend import exact_fp32, resolve_device
 from ..cancel import check_stop
 from ..progress import progress_bar
 from ..validation import InputError, check_choice
@@ -276,17 +275,6 @@ def placement_jacobians(weights: PlacementWeights, activation: str, placement: s
         return _Repeat(weights, (arch,)).jacobians(activation, placement)[arch]
 
 
-@contextlib.contextmanager
-def _exact_fp32():
-    """No TF32 in CUDA matmuls (exact fp32 products, as compute_jne)."""
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-
-
 def _check_names(values, choices, name):
     values = tuple(values)
     if not values:
@@ -327,7 +315,7 @@ def network_placement(
     activations = _check_names(activations, SIM_ACTIVATIONS, "activations")
     dev = resolve_device(device)
     keys, vals = [], []
-    with _exact_fp32(), torch.no_grad():
+    with exact_fp32(), torch.no_grad():
         for r in progress_bar(range(int(repeats)), total=int(repeats), desc=f"placement ({spec.init} init)",
                               enabled=progress, unit="repeat"):
             check_stop()
