@@ -59,15 +59,23 @@ def run_once(tree: Path, data: Path, out: Path, args) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{tree}: jne run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) * 1024
-    est = re.search(r"memory: estimated peak ([\d.]+) GB", proc.stderr)
+    est = _estimate(tree, data, args)
     man = json.loads((out / "manifest.json").read_text())
     epochs = {k: v.get("epochs_run") for k, v in man.get("fits", {}).items()}
-    return dict(wall=wall, rss=rss, timings=man.get("timings", {}), epochs=epochs,
-                estimate=float(est.group(1)) * 2**30 if est else None, V=args.V)
+    return dict(wall=wall, rss=rss, timings=man.get("timings", {}), epochs=epochs, estimate=est, V=args.V)
+
+
+def _estimate(tree: Path, data: Path, args):
+    """The tree's own estimate of the run's peak (None for a tree that has none)."""
+    code = ("from jnecore import JNEAnalysis; a = JNEAnalysis(hidden={h}); "
+            "print(a.memory_estimate({n}, {v}, {d}).total)").format(h=args.hidden, n=args.N, v=args.V, d=args.D)
+    env = dict(os.environ, PYTHONPATH=str(tree.resolve()))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=data, capture_output=True, text=True)
+    return float(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
 
 
 def markdown(rows, args, load) -> str:
-    lines = ["<!-- bench_pipeline:start -->", "## `jne run` end to end (CPU)", "",
+    lines = [f"<!-- {args.section}:start -->", f"## `jne run` end to end (CPU): {args.title}", "",
              f"Command: `python benchmarks/bench_pipeline.py {' '.join(sys.argv[1:])}` "
              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} logical cores, Python {platform.python_version()}; "
@@ -91,13 +99,13 @@ def markdown(rows, args, load) -> str:
                      + " | ".join(cells) + " |")
     lines += ["", "Peak RSS is the whole process's (`/usr/bin/time -v`); stage seconds are from the bundle's "
               "manifest; s / epoch is both fits' seconds over their epochs. Responses are float32 .npy files "
-              "(read memory-mapped).", "<!-- bench_pipeline:end -->"]
+              "(read memory-mapped).", f"<!-- {args.section}:end -->"]
     return "\n".join(lines) + "\n"
 
 
-def write_results(text: str, path: Path):
+def write_results(text: str, path: Path, section: str):
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pat = re.compile(r"<!-- bench_pipeline:start -->.*?<!-- bench_pipeline:end -->\n?", re.S)
+    pat = re.compile(rf"<!-- {re.escape(section)}:start -->.*?<!-- {re.escape(section)}:end -->\n?", re.S)
     new = pat.sub(lambda _: text, old) if pat.search(old) else old.rstrip("\n") + "\n\n" + text
     tmp = path.with_suffix(".tmp")
     tmp.write_text(new)
@@ -118,6 +126,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--write", action="store_true", help="record the table in benchmarks/RESULTS.md")
+    p.add_argument("--section", default="bench_pipeline", help="the RESULTS.md section to (re)write")
+    p.add_argument("--title", default="seconds per stage and peak memory", help="the section's heading")
     args = p.parse_args(argv)
     trees = [(Path(t), False) for t in args.tree or [str(REPO)]] + [(Path(t), True) for t in args.legacy_tree]
     work = Path(tempfile.mkdtemp(prefix="jne-bench-pipeline-"))
@@ -140,7 +150,7 @@ def main(argv=None):
         text = markdown(list(best.items()), args, (load0, os.getloadavg()[0]))
         print(text)
         if args.write:
-            write_results(text, REPO / "benchmarks" / "RESULTS.md")
+            write_results(text, REPO / "benchmarks" / "RESULTS.md", args.section)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -291,7 +291,8 @@ def cmd_run(a):
     try:
         path, run_warnings = run_pipeline(analysis=analysis, out=Path(a.out), overwrite=a.overwrite,
                                           progress=not a.quiet, resume=a.resume,
-                                          checkpoint_dir=checkpoint_dir_for(a.out), on_estimate=_print_estimate,
+                                          checkpoint_dir=checkpoint_dir_for(a.out),
+                                          on_estimate=None if a.quiet else _print_estimate,
                                           **inputs)
     except InputError as exc:  # name the user's file rather than the library's parameter
         files = {"Y": resp_source, "responses": resp_source, "X": a.features, "test_index": a.test_index,

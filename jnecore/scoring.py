@@ -27,17 +27,29 @@ def _pair(y, yhat):
     return y, yhat
 
 
-def r2_score(y, yhat) -> np.ndarray:
+def r2_score(y, yhat, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
     """R^2_v = 1 - mean_i (y_iv - yhat_iv)^2 / var_i(y_iv) (population variance).
 
     y, yhat : (N, V) or (N,). Returns (V,) (a 1-element array for 1-D input). A constant voxel
-    gives NaN.
+    gives NaN. Computed in float64 over blocks of about ``block_bytes`` of columns, so float32
+    inputs are never copied whole.
     """
-    y, yhat = _pair(y, yhat)
-    var = y.var(0)
-    mse = np.mean((y - yhat) ** 2, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(var > 0, 1.0 - mse / np.where(var > 0, var, 1.0), np.nan)
+    y, yhat = np.asarray(y), np.asarray(yhat)
+    if y.ndim == 1 and yhat.ndim == 1:
+        y, yhat = y[:, None], yhat[:, None]
+    if y.shape != yhat.shape:
+        raise ValueError(f"y and yhat shapes differ: {y.shape} vs {yhat.shape}")
+    out = np.empty(y.shape[1] if y.ndim == 2 else 0)
+    step = max(1, block_bytes // (8 * max(y.shape[0], 1)))
+    for j in range(0, out.size, step):
+        yb, pb = _pair(y[:, j:j + step], yhat[:, j:j + step])
+        var = yb.var(0)
+        mse = np.mean((yb - pb) ** 2, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[j:j + step] = np.where(var > 0, 1.0 - mse / np.where(var > 0, var, 1.0), np.nan)
+    if y.ndim != 2:
+        _pair(y, yhat)  # the shape error
+    return out
 
 
 def bh_fdr(p) -> np.ndarray:

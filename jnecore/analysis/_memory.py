@@ -92,7 +92,7 @@ def estimate_memory(n_stimuli: int, n_outputs: int, n_features: int, *, hidden: 
         fit += (N - int(n_test)) * part * 4
         return MemoryEstimate(total=int(fit + 512 * 2**20), parts={"fit": int(fit), "cuda context": 512 * 2**20},
                               device="cuda")
-    scoring = int(n_test) * V * 2 * 4 + 6 * 64 * 2**20  # 2 float32 predictions; float64 blocks of the bootstrap
+    scoring = int(n_test) * V * 2 * 4 + 6 * 64 * 2**20  # a prediction and the next; float64 blocks
     jne = int(n_test) * V * 4 + 256 * 2**20         # JNE-SS, and the engine's chunk budget
     parts = {"base": BASE_BYTES, "responses": N * V * int(responses_itemsize), "working copy": N * V * 4,
              "standardize": 2 * 64 * 2**20, "fit": int(fit), "scoring": int(scoring), "jne": int(jne)}

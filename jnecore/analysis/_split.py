@@ -147,12 +147,13 @@ def standardize(A, train, *, order=None, block_bytes: int = _BLOCK_BYTES) -> Sta
     n, mean, m2, usable = _train_moments(A, train, rows_per)
     std = np.sqrt(m2 / max(n, 1))
     usable &= std > 0
-    scale = np.where(usable, 1.0 / np.where(usable, std, 1.0), 0.0)
-    shift = np.where(usable, mean, 0.0)
+    work = np.result_type(A.dtype, np.float32)  # float32 data are scaled in float32, float64 in float64
+    scale = np.where(usable, 1.0 / np.where(usable, std, 1.0), 0.0).astype(work)
+    shift = np.where(usable, mean, 0.0).astype(work)
     out = np.empty((len(order), V), dtype=np.float32)
     for i0 in range(0, len(order), rows_per):
         idx = order[i0:i0 + rows_per]
-        blk = np.asarray(A[np.sort(idx)] if len(idx) > 1 else A[idx], dtype=np.float64)
+        blk = np.asarray(A[np.sort(idx)] if len(idx) > 1 else A[idx], dtype=work)
         blk = blk[np.argsort(np.argsort(idx))] if len(idx) > 1 else blk
         with np.errstate(invalid="ignore"):
             z = (blk - shift) * scale

@@ -142,12 +142,14 @@ def score_encoders(X_test, Y_test, encoders: dict, partitions: dict, *, n_boot: 
     r2_linear : ndarray (n_usable,)
     significance : :class:`jnecore.scoring.Significance` of the nonlinear encoder, arrays (n_usable,)
     """
-    pred = {kind: np.empty(Y_test.shape, dtype=np.float32) for kind in ENCODER_KINDS}
+    r2_lin = np.empty(Y_test.shape[1])
+    pred = np.empty(Y_test.shape, dtype=np.float32)  # the nonlinear encoder's, for the bootstrap
     for part, pos in partitions.items():
-        for kind in ENCODER_KINDS:
-            pred[kind][:, pos] = predict(encoders[encoder_name(kind, part, len(partitions))], X_test, device)
-    r2_lin = r2_score(Y_test, pred["linear"])
-    sig = bootstrap_significance(Y_test, pred["nonlinear"], n_boot=n_boot, alpha=alpha, seed=seed)
+        name = encoder_name("linear", part, len(partitions))
+        y = Y_test if len(pos) == Y_test.shape[1] else Y_test[:, pos]  # no copy for a shared trunk
+        r2_lin[pos] = r2_score(y, predict(encoders[name], X_test, device))
+        pred[:, pos] = predict(encoders[encoder_name("nonlinear", part, len(partitions))], X_test, device)
+    sig = bootstrap_significance(Y_test, pred, n_boot=n_boot, alpha=alpha, seed=seed)
     return r2_lin, sig
 
 

@@ -48,7 +48,7 @@ def _fits_full_batch(device, n_bytes) -> bool:
 
 
 #: bytes of (rows x outputs) float32 temporaries one loss chunk may hold (see :func:`chunk_rows`)
-_CHUNK_BYTES = {"cpu": 512 * 2**20, "cuda": 2 * 2**30}
+_CHUNK_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 
 
 def chunk_rows(n_outputs: int, device, copies: int = 4) -> int:

@@ -126,7 +126,7 @@ def _check_content(path: Path, suffix: str):
         if kind == "text" and suffix in (".npy", ".npz", ".h5", ".hdf5", ".parquet"):
             hint = " (rename it to .csv if it is a table)"
         elif kind in ("npy", "zip", "hdf5", "parquet") and suffix in (".csv", ".tsv", ".txt"):
-            hint = f" (give it the right extension)"
+            hint = " (give it the right extension)"
         raise InputError(path, f"is not a {suffix} file: its content looks like {describe_kind(kind)}{hint}")
     return kind
 

@@ -52,7 +52,6 @@ runs under :func:`jnecore.backend.exact_fp32` (no TF32).
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 
