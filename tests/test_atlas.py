@@ -47,7 +47,9 @@ def test_nsd_table_matches_design():
               "OPA", "PPA", "RSC", "OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"]
     assert all(lv[r] == "higher" for r in higher)
     assert len(lv) == 7 + len(higher)
-
+    kastner = ["VO1", "VO2", "PHC1", "PHC2", "TO1", "TO2", "IPS0", "IPS2", "IPS3", "IPS4", "IPS5", "SPL1", "FEF"]  # NSD's Kastner2015 set, beyond the names in DESIGN.md
+    assert all(lv[r] == "higher" for r in kastner)
+    assert len(lv) == 7 + len(higher) + len(kastner)
 
 def test_roi_level():
     got = atlas.roi_level(["V1", "L_V1", "R_FFC", "lh.FFA-1", "hV4", "V2_ROI", "nope", "", None])
