@@ -46,13 +46,14 @@ ESTIMATOR_OPTIONS = {
     "k_max": (int, "largest number of clusters tried"),
     "trunk": (str, "shared (the paper: one encoder for all voxels), level or roi (one encoder pair per "
                    "hierarchy level or ROI, so one region's nonlinearity does not leak into another's)"),
-    "baseline": (str, "ridge: also fit a per-voxel-alpha ridge regression (needs jnecore[baseline])"),
+    "baseline": (lambda v: None if v.lower() == "none" else v,
+                 "ridge: also fit a per-voxel-alpha ridge regression (needs jnecore[baseline]); none: no baseline"),
 }
 #: flags that are not --name-with-dashes of their parameter
 _ALIASES = {"grouping": ("--groups",)}
 #: library names of the inputs -> the option that gives them
 _INPUT_FLAGS = {"X": "--features", "Y": "--responses", "responses": "--responses", "groups": "--categories",
-                "categories": "--categories", "test_index": "--test-index", "rois": "--rois",
+                "categories": "--categories", "test_index": "--test-index", "rois": "--rois", "levels": "--rois",
                 "lookups": "--roi-lookup", "vertices": "--vertices", "vertex_index": "--vertices",
                 "mask": "--mask", "space": "--space", "resume": "--resume"}
 

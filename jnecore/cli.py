@@ -10,7 +10,6 @@ same cleanup runs. ``jne run`` keeps the encoders it has fitted in ``<out>.parti
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import sys
@@ -18,7 +17,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-import numpy as np
 
 from ._atomic import check_out, replace_dir
 from ._run_cli import add_run_parser, cli_message, cmd_run, flag_for

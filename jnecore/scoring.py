@@ -15,9 +15,10 @@ __all__ = ["r2_score", "bh_fdr", "bootstrap_significance", "Significance", "nois
            "ncsnr_from_sums", "ncsnr_from_trials"]
 
 
-def _pair(y, yhat):
-    y = np.asarray(y, dtype=np.float64)
-    yhat = np.asarray(yhat, dtype=np.float64)
+def _check_pair(y, yhat):
+    """``y`` and ``yhat`` as (N, V) arrays of the same shape with N >= 2 (1-D input: one column);
+    no copy is made."""
+    y, yhat = np.asarray(y), np.asarray(yhat)
     if y.shape != yhat.shape:
         raise ValueError(f"y and yhat shapes differ: {y.shape} vs {yhat.shape}")
     if y.ndim == 1:
@@ -27,6 +28,12 @@ def _pair(y, yhat):
     return y, yhat
 
 
+def _pair(y, yhat):
+    """:func:`_check_pair`, as float64."""
+    y, yhat = _check_pair(y, yhat)
+    return y.astype(np.float64, copy=False), yhat.astype(np.float64, copy=False)
+
+
 def r2_score(y, yhat, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
     """R^2_v = 1 - mean_i (y_iv - yhat_iv)^2 / var_i(y_iv) (population variance).
 
@@ -34,12 +41,8 @@ def r2_score(y, yhat, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
     gives NaN. Computed in float64 over blocks of about ``block_bytes`` of columns, so float32
     inputs are never copied whole.
     """
-    y, yhat = np.asarray(y), np.asarray(yhat)
-    if y.ndim == 1 and yhat.ndim == 1:
-        y, yhat = y[:, None], yhat[:, None]
-    if y.shape != yhat.shape:
-        raise ValueError(f"y and yhat shapes differ: {y.shape} vs {yhat.shape}")
-    out = np.empty(y.shape[1] if y.ndim == 2 else 0)
+    y, yhat = _check_pair(y, yhat)
+    out = np.empty(y.shape[1])
     step = max(1, block_bytes // (8 * max(y.shape[0], 1)))
     for j in range(0, out.size, step):
         yb, pb = _pair(y[:, j:j + step], yhat[:, j:j + step])
@@ -47,8 +50,6 @@ def r2_score(y, yhat, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
         mse = np.mean((yb - pb) ** 2, axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[j:j + step] = np.where(var > 0, 1.0 - mse / np.where(var > 0, var, 1.0), np.nan)
-    if y.ndim != 2:
-        _pair(y, yhat)  # the shape error
     return out
 
 
@@ -111,15 +112,9 @@ def bootstrap_significance(y, yhat, n_boot: int = 200, alpha: float = 0.05, seed
 
     y, yhat : (N, V). Returns :class:`Significance` with arrays of shape (V,).
     """
-    y, yhat = np.asarray(y), np.asarray(yhat)
-    if y.shape != yhat.shape:
-        raise ValueError(f"y and yhat shapes differ: {y.shape} vs {yhat.shape}")
-    if y.ndim == 1:
-        y, yhat = y[:, None], yhat[:, None]
+    y, yhat = _check_pair(y, yhat)
     if n_boot < 1:
         raise ValueError("n_boot must be >= 1")
-    if y.ndim != 2 or y.shape[0] < 2:
-        raise ValueError(f"y must be (N, V) with N >= 2, got shape {y.shape}")
     n, V = y.shape
     rng = np.random.default_rng(seed)
     weights = np.concatenate([rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, n_boot - s))

@@ -58,7 +58,7 @@ def test_bad_data_is_named():
         JNEAnalysis(**FAST).fit(X, Y[:-1])
     with pytest.raises(InputError, match="^groups: has 3 entries"):
         JNEAnalysis(**FAST).fit(X, Y, groups=["a", "b", "c"])
-    with pytest.raises(InputError, match="^trunk: trunk='roi' needs rois"):
+    with pytest.raises(InputError, match="^trunk: trunk='roi' needs `rois`"):
         JNEAnalysis(trunk="roi").fit(X, Y)
     with pytest.raises(InputError, match="^Y: every column is constant"):
         JNEAnalysis(**FAST).fit(X, np.ones_like(Y))

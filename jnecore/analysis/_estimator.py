@@ -21,7 +21,8 @@ from ..grouping import GROUPINGS
 from ..jacobian import NORMS
 from ..validation import InputError, check_choice
 from ._split import split_order, split_stimuli, standardize
-from ._stages import TRUNKS, compute_maps, fit_encoders, group_stimuli, score_encoders, trunk_partitions
+from ._stages import (TRUNKS, compute_maps, fit_encoders, group_stimuli, score_encoders, take_columns,
+                      trunk_partitions)
 
 __all__ = ["JNEAnalysis", "PARAMETER_RULES", "FIT_PARAMETERS"]
 
@@ -199,7 +200,7 @@ class JNEAnalysis(BaseEstimator):
             if bad:
                 raise InputError("split", f"holds {sorted(bad)[:3]}: use train, val and test")
         if self.trunk != "shared" and (rois if self.trunk == "roi" else levels) is None:
-            raise InputError("trunk", f"trunk={self.trunk!r} needs {'rois' if self.trunk == 'roi' else 'levels'}")
+            raise InputError("trunk", f"trunk={self.trunk!r} needs `{'rois' if self.trunk == 'roi' else 'levels'}`")
         return X, Y
 
     # ---------------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ class JNEAnalysis(BaseEstimator):
 
     def _score(self):
         te = self._rows["test"]
-        y_test = self._Yz[te][:, self._cols] if len(self._cols) < self.n_outputs_ else self._Yz[te]
+        y_test = take_columns(self._Yz[te], self._cols)
         r2_lin, sig = score_encoders(self._Xz[te], y_test, self.encoders_, self._parts, n_boot=self.n_boot,
                                      alpha=self.alpha, seed=self.seed, device=self.device_)
         self._sig_usable = sig.significant
@@ -324,9 +325,9 @@ class JNEAnalysis(BaseEstimator):
         from ..scoring import r2_score
 
         fit, te = slice(0, self._rows["test"].start), self._rows["test"]  # train + val rows, then test
-        Yu = self._Yz[:, self._cols] if len(self._cols) < self.n_outputs_ else self._Yz
-        res = fit_ridge(self._Xz[fit], Yu[fit], self._Xz[te], device=self.device_, seed=self.seed)
-        self.r2_ridge_ = self._full(r2_score(Yu[te], res.predictions))
+        res = fit_ridge(self._Xz[fit], take_columns(self._Yz[fit], self._cols), self._Xz[te], device=self.device_,
+                        seed=self.seed)
+        self.r2_ridge_ = self._full(r2_score(take_columns(self._Yz[te], self._cols), res.predictions))
         self.ridge_alphas_ = self._full(res.best_alphas)
 
     def memory_estimate(self, n_stimuli: int, n_outputs: int, n_features: int, *, n_test: int | None = None,

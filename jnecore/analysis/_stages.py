@@ -25,7 +25,7 @@ from ..scoring import bootstrap_significance, r2_score
 from ..validation import InputError
 
 __all__ = ["TRUNKS", "ENCODER_KINDS", "trunk_partitions", "encoder_name", "make_encoder", "fit_encoders",
-           "predict", "score_encoders", "subset_outputs", "compute_maps", "group_stimuli"]
+           "predict", "score_encoders", "subset_outputs", "compute_maps", "group_stimuli", "take_columns"]
 
 TRUNKS = ("shared", "level", "roi")
 ENCODER_KINDS = ("linear", "nonlinear")
@@ -52,7 +52,7 @@ def trunk_partitions(trunk: str, cols, rois=None, levels=None) -> dict:
         return {"all": np.arange(len(cols))}
     labels = {"roi": rois, "level": levels}[trunk]
     if labels is None:
-        raise InputError("trunk", f"trunk={trunk!r} needs the {trunk} of every column ({trunk}s)")
+        raise InputError("trunk", f"trunk={trunk!r} needs the {trunk} of every column (`{trunk}s`)")
     lab = np.asarray(labels).astype(str)[cols]
     return {str(name): np.flatnonzero(lab == name) for name in pd.unique(lab)}
 
@@ -68,11 +68,9 @@ def make_encoder(n_features: int, n_outputs: int, *, hidden: int, n_blocks: int,
     return ResidualMLP(n_features, n_outputs, hidden=hidden, n_blocks=n_blocks, activation=activation)
 
 
-def _rows(A, rows: slice, pos):
-    """``A[rows][:, pos]``: a view when ``pos`` is every column, else one copy of those columns."""
-    if len(pos) == A.shape[1]:
-        return A[rows]
-    return A[rows][:, pos]
+def take_columns(A, pos):
+    """``A[:, pos]``: ``A`` itself (no copy) when the sorted, unique ``pos`` is every column."""
+    return A if len(pos) == A.shape[1] else A[:, pos]
 
 
 def fit_encoders(Xz, Yz, rows: dict, partitions: dict, *, cols, hidden: int, n_blocks: int, activation: str,
@@ -112,7 +110,7 @@ def fit_encoders(Xz, Yz, rows: dict, partitions: dict, *, cols, hidden: int, n_b
                 histories[name] = dict(hist, resumed=True)
                 continue
             if data is None:
-                data = (Xz[tr], _rows(Yz, tr, ycols), Xz[va], _rows(Yz, va, ycols))
+                data = (Xz[tr], take_columns(Yz[tr], ycols), Xz[va], take_columns(Yz[va], ycols))
             hist = fit_encoder(model, *data, device=device, seed=seed, progress=progress, stop=stop, **fit_kw)
             encoders[name], histories[name] = model.cpu(), hist.to_dict()
             if checkpoint is not None:
@@ -146,8 +144,7 @@ def score_encoders(X_test, Y_test, encoders: dict, partitions: dict, *, n_boot: 
     pred = np.empty(Y_test.shape, dtype=np.float32)  # the nonlinear encoder's, for the bootstrap
     for part, pos in partitions.items():
         name = encoder_name("linear", part, len(partitions))
-        y = Y_test if len(pos) == Y_test.shape[1] else Y_test[:, pos]  # no copy for a shared trunk
-        r2_lin[pos] = r2_score(y, predict(encoders[name], X_test, device))
+        r2_lin[pos] = r2_score(take_columns(Y_test, pos), predict(encoders[name], X_test, device))
         pred[:, pos] = predict(encoders[encoder_name("nonlinear", part, len(partitions))], X_test, device)
     sig = bootstrap_significance(Y_test, pred, n_boot=n_boot, alpha=alpha, seed=seed)
     return r2_lin, sig
