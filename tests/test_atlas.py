@@ -6,6 +6,7 @@ import pytest
 
 from jnecore import atlas
 from jnecore.atlas import LEVELS
+from jnecore.atlas._meshes import ICO0_FACES
 
 N32 = 32492
 N5 = 10242
@@ -46,10 +47,10 @@ def test_nsd_table_matches_design():
     higher = ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces", "EBA", "FBA-1", "FBA-2", "mTL-bodies",
               "OPA", "PPA", "RSC", "OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"]
     assert all(lv[r] == "higher" for r in higher)
-    assert len(lv) == 7 + len(higher)
     kastner = ["VO1", "VO2", "PHC1", "PHC2", "TO1", "TO2", "IPS0", "IPS2", "IPS3", "IPS4", "IPS5", "SPL1", "FEF"]  # NSD's Kastner2015 set, beyond the names in DESIGN.md
     assert all(lv[r] == "higher" for r in kastner)
     assert len(lv) == 7 + len(higher) + len(kastner)
+
 
 def test_roi_level():
     got = atlas.roi_level(["V1", "L_V1", "R_FFC", "lh.FFA-1", "hV4", "V2_ROI", "nope", "", None])
@@ -221,7 +222,7 @@ def test_sulc():
 def test_fsaverage_nesting():
     n7 = 163842
     v = np.arange(2 * n7, dtype=float)
-    out = atlas.fsaverage_to_fsaverage5(v)
+    out = atlas.fsaverage_to_fsaverage5(v, method="pick")
     np.testing.assert_array_equal(out[:N5], np.arange(N5))
     np.testing.assert_array_equal(out[N5:], n7 + np.arange(N5))
     assert atlas.fsaverage_to_fsaverage5(np.zeros((3, n7))).shape == (3, N5)
@@ -230,3 +231,130 @@ def test_fsaverage_nesting():
     np.testing.assert_array_equal(v5, [0, 10241, N5, N5 + 5])
     with pytest.raises(ValueError):
         atlas.fsaverage_to_fsaverage5(np.zeros(100))
+
+
+# ---- fsaverage shown on fsaverage5: cells of the nested icosahedral mesh -------------------------
+
+def _icosphere(levels):
+    """Reference subdivision written independently (a dict of edge midpoints, loops): unit-sphere
+    coordinates and faces, numbered by the rule documented in ``_ico_subdivide``."""
+    ico0 = atlas.load_mesh("fsaverage5", "sphere", "left").coords[:12].astype(float)
+    coords = [c / np.linalg.norm(c) for c in ico0]
+    faces = [tuple(f) for f in ICO0_FACES]
+    for _ in range(levels):
+        mid, first, rest = {}, [], []
+
+        def m(u, v):
+            key = (min(u, v), max(u, v))
+            if key not in mid:
+                mid[key] = len(coords)
+                p = coords[u] + coords[v]
+                coords.append(p / np.linalg.norm(p))
+            return mid[key]
+
+        for a, b, c in faces:
+            ca, bc, ab = m(c, a), m(b, c), m(a, b)
+            first.append((a, ab, ca))
+            rest += [(ca, bc, c), (ab, bc, ca), (ab, b, bc)]
+        faces = first + rest
+    return np.array(coords), np.array(faces)
+
+
+def _hop_cells_brute_force(faces, n_coarse):
+    """(n_coarse, n_fine) weights from all BFS distances: each fine vertex split equally among its
+    nearest coarse vertices (scipy's shortest paths, unweighted)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+
+    n = faces.max() + 1
+    i, j = faces[:, [0, 1, 2]].ravel(), faces[:, [1, 2, 0]].ravel()
+    adj = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    d = shortest_path(adj, directed=False, unweighted=True, indices=np.arange(n_coarse))  # (n_coarse, n)
+    nearest = (d == d.min(axis=0)).astype(float)
+    return nearest / nearest.sum(axis=0)
+
+
+def test_icosahedral_numbering_is_freesurfers():
+    from jnecore.atlas._meshes import ico_faces
+
+    faces = ico_faces(5)
+    sphere = atlas.load_mesh("fsaverage5", "sphere", "left")
+    # the 20 faces of the icosahedron, subdivided five times, are nilearn's fsaverage5, numbering included
+    assert faces.max() + 1 == N5 and len(ico_faces(7)) == 327680 and ico_faces(7).max() + 1 == 163842
+    np.testing.assert_array_equal(faces, sphere.faces)
+    np.testing.assert_array_equal(faces, atlas.load_mesh("fsaverage5", "pial", "right").faces)
+    # and its sphere is the normalised-midpoint icosphere (radius 100 mm, stored to ~0.01 mm)
+    coords, ref_faces = _icosphere(5)
+    np.testing.assert_array_equal(ref_faces, faces)
+    assert np.abs(100 * coords - sphere.coords).max() < 0.02
+
+
+def test_nested_cells_match_brute_force_on_an_icosphere():
+    from jnecore.atlas._meshes import cell_mean, nested_cells
+
+    coords, faces = _icosphere(3)  # 642 vertices; the coarse mesh is ico1 (its first 42)
+    n_coarse = 42
+    w = nested_cells(_icosphere(1)[1], n_coarse)
+    ref = _hop_cells_brute_force(faces, n_coarse)
+    np.testing.assert_allclose(w.toarray(), ref, atol=1e-12)
+    rng = np.random.default_rng(0)
+    field = np.stack([coords[:, 2], rng.normal(size=len(coords))])  # (2, 642)
+    field[1, rng.random(len(coords)) < 0.3] = np.nan
+    field[1, :] = np.where(ref[5] > 0, np.nan, field[1])  # one cell with no finite value
+    finite = np.isfinite(field)
+    with np.errstate(invalid="ignore"):
+        expected = (ref @ np.where(finite, field, 0).T / (ref @ finite.T)).T
+    got = cell_mean(field, w)
+    assert got.shape == (2, n_coarse) and np.isnan(got[1, 5])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_fsaverage_to_fsaverage5_averages_cells():
+    import scipy.sparse as sp
+
+    from jnecore.atlas._meshes import _ico_subdivide, fsaverage_cells
+
+    n7 = 163842
+    w = fsaverage_cells()
+    assert w.shape == (N5, n7)
+    np.testing.assert_allclose(np.asarray(w.sum(axis=0)).ravel(), 1.0)
+    size = np.asarray(w.sum(axis=1)).ravel()  # 16 per cell, 13.5 around the 12 five-fold vertices
+    np.testing.assert_allclose(size[:12], 13.5)
+    np.testing.assert_allclose(size[12:], 16.0)
+    # brute force on fsaverage itself (sparse: the dense matrix would be 13 GB): the coarse vertices
+    # at hop distance 0, else 1, else 2, read off the adjacency matrix and its square
+    faces, n = atlas.load_mesh("fsaverage5", "sphere", "left").faces, N5
+    for _ in range(2):
+        faces, n, _ = _ico_subdivide(faces, n)
+    i, j = faces[:, [0, 1, 2]].ravel(), faces[:, [1, 2, 0]].ravel()
+    adj = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n7, n7))
+    at = [sp.eye(n7, N5, format="csr"), adj[:, :N5].tocsr(), (adj @ adj[:, :N5]).tocsr()]
+    hops = np.full(n7, 3)
+    for d in (2, 1, 0):
+        hops[at[d].getnnz(axis=1) > 0] = d
+    assert hops.max() == 2
+    rows = [sp.diags((hops == d).astype(float)) @ at[d] for d in (0, 1, 2)]
+    nearest = (rows[0] + rows[1] + rows[2]).tocsr()
+    nearest.data[:] = 1.0
+    nearest = (sp.diags(1.0 / nearest.getnnz(axis=1)) @ nearest).tocsr()  # (n7, N5)
+    assert abs(nearest - w.T).max() < 1e-12
+    # a field on both hemispheres: NaN-aware cell means, the nested vertex alone when it is the only value
+    rng = np.random.default_rng(3)
+    vals = rng.normal(size=(2, 2 * n7)).astype(np.float32)
+    vals[0, rng.random(2 * n7) < 0.5] = np.nan
+    vals[1, :] = np.nan
+    vals[1, :N5] = np.arange(N5)
+    vals[1, n7 + 7] = 1000.0
+    out = atlas.fsaverage_to_fsaverage5(vals)
+    assert out.shape == (2, 2 * N5) and out.dtype == np.float32
+    left, right = vals[0, :n7], vals[0, n7:]
+    for k in (0, 100, N5 - 1):
+        cell = nearest[:, k].toarray().ravel()
+        for half, got in ((left, out[0, k]), (right, out[0, N5 + k])):
+            fin = np.isfinite(half) & (cell > 0)
+            np.testing.assert_allclose(got, (cell[fin] * half[fin]).sum() / cell[fin].sum(), rtol=1e-5)
+    np.testing.assert_array_equal(out[1, :N5], np.arange(N5))
+    assert np.isnan(out[1, N5:]).sum() == N5 - 1 and out[1, N5 + 7] == 1000.0  # vertex 7 of the right lies in cell 7
+    assert atlas.fsaverage_to_fsaverage5(np.ones(n7)).shape == (N5,)
+    with pytest.raises(ValueError, match="pick"):
+        atlas.fsaverage_to_fsaverage5(np.full(n7, "V1"))

@@ -213,16 +213,56 @@ def test_colormaps_and_background():
 
 
 def test_fsaverage_values_drawn_on_fsaverage5():
+    from jnecore.atlas._meshes import fsaverage_cells
+
     n7 = 163842
-    vals = np.arange(2 * n7, dtype=float)
+    rng = np.random.default_rng(0)
+    vals = rng.normal(size=2 * n7)
+    vals[rng.random(2 * n7) < 0.3] = np.nan
     fig = plot_surface_map(vals, space="fsaverage", hemi="both")
     v, shown_vals, _ = drawn(fig)
     assert fig.layout.meta["space"] == "fsaverage5"
-    np.testing.assert_array_equal(shown_vals[:N5], np.arange(N5))
-    np.testing.assert_array_equal(shown_vals[N5:], n7 + np.arange(N5))
-    fig = plot_surface_map([3.0, 4.0], vertices=[n7 + 2, 50_000], space="fsaverage")
+    # each fsaverage5 vertex shows its cell's mean, not the nested vertex's value
+    np.testing.assert_allclose(shown_vals, atlas.fsaverage_to_fsaverage5(vals)[v], rtol=1e-6, equal_nan=True)
+    assert np.nanmax(np.abs(shown_vals[:N5] - vals[:N5])) > 0.5
+    # only the nested vertices hold values: each cell's mean is that value
+    only = np.full(2 * n7, np.nan)
+    only[:N5], only[n7:n7 + N5] = np.arange(N5), -np.arange(N5)
+    _, shown_vals, _ = drawn(plot_surface_map(only, space="fsaverage", hemi="both"))
+    np.testing.assert_array_equal(shown_vals, np.r_[np.arange(N5), -np.arange(N5)])
+    # rows on fsaverage vertices: a row off the nested vertices shows on the cell(s) holding it
+    cells = np.flatnonzero(fsaverage_cells()[:, 50_000].toarray().ravel())
+    fig = plot_surface_map([3.0, 4.0], vertices=[n7 + 2, 50_000], space="fsaverage",
+                           hover=pd.DataFrame({"roi": ["FFA-1", "PPA"]}))
     v, shown_vals, _ = drawn(fig)
-    assert shown_vals[v == N5 + 2][0] == 3.0 and np.isfinite(shown_vals).sum() == 1
+    assert shown_vals[v == N5 + 2][0] == 3.0 and np.isfinite(shown_vals).sum() == 1 + len(cells)
+    assert len(cells) and (shown_vals[np.isin(v, cells)] == 4.0).all()
+    assert "FFA-1" in hover_label(fig, N5 + 2) and "PPA" in hover_label(fig, int(cells[0]))
+    # without the nested vertex, the hover shows a whole member's row rather than a shared one's
+    cell = fsaverage_cells()[100]
+    shared, whole = cell.indices[cell.data == 0.5][0], cell.indices[(cell.data == 1) & (cell.indices != 100)][0]
+    fig = plot_surface_map([1.0, 5.0], vertices=[shared, whole], space="fsaverage",
+                           hover=pd.DataFrame({"roi": ["shared-roi", "whole-roi"]}))
+    v, shown_vals, _ = drawn(fig)
+    assert "whole-roi" in hover_label(fig, 100)
+    np.testing.assert_allclose(shown_vals[v == 100], (0.5 * 1.0 + 5.0) / 1.5)
+
+
+def test_whole_brain_fsaverage_rows_as_full_mesh():
+    """A bundle's V = 327,684 rows (every fsaverage vertex, in any order) draw the same map as the
+    full-mesh array; the hover shows the row of the nested vertex."""
+    n7 = 163842
+    rng = np.random.default_rng(1)
+    vals = rng.normal(size=2 * n7)
+    vals[rng.random(2 * n7) < 0.5] = np.nan
+    order = rng.permutation(2 * n7)
+    rois = np.where(order < n7, "left-roi", "right-roi")
+    fig = plot_surface_map(vals[order], vertices=order, space="fsaverage", hover=pd.DataFrame({"roi": rois}),
+                           value_name="JNE")
+    v, shown_vals, _ = drawn(fig)
+    np.testing.assert_allclose(shown_vals, atlas.fsaverage_to_fsaverage5(vals)[v], rtol=1e-6, equal_nan=True)
+    assert "right-roi" in hover_label(fig, N5 + 5) and "left-roi" in hover_label(fig, 5)
+    assert len(fig.to_json()) < MAX_JSON
 
 
 def test_outline_and_highlight_from_hover_rois(labels, visual):
@@ -350,12 +390,17 @@ def test_drawn_mesh_drops_vertices_outside_the_patch():
 
 
 def test_fsaverage_rows_with_an_fsaverage_background():
-    # bg_map on the fsaverage mesh is reduced to fsaverage5 for per-row values too (it raised before)
+    # bg_map on the fsaverage mesh is averaged onto fsaverage5 for per-row values too (it raised before)
+    from jnecore.atlas._meshes import fsaverage_cells
+
     n7 = 163842
     bg = np.random.default_rng(2).random(2 * n7)
     fig = plot_surface_map([3.0, 4.0], vertices=[n7 + 2, 50_000], space="fsaverage", bg_map=bg)
-    ref = plot_surface_map([3.0], vertices=[N5 + 2], space="fsaverage5",
-                           bg_map=np.concatenate([bg[:N5], bg[n7:n7 + N5]]))
+    cells = np.flatnonzero(fsaverage_cells()[:, 50_000].toarray().ravel())
+    bg5 = atlas.fsaverage_to_fsaverage5(bg)
+    ref = plot_surface_map(np.r_[3.0, np.full(len(cells), 4.0)], vertices=np.r_[N5 + 2, cells], space="fsaverage5",
+                           bg_map=bg5)
     np.testing.assert_array_equal(drawn(fig)[2], drawn(ref)[2])
-    assert drawn(fig)[2][N5 + 2] >= 128 and np.corrcoef(drawn(fig)[2][:N5], bg[:N5])[0, 1] > 0.95
-
+    code = drawn(fig)[2]
+    back = code <= 126
+    assert code[N5 + 2] >= 128 and np.corrcoef(code[back], bg5[back])[0, 1] > 0.95

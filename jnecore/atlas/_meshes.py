@@ -7,7 +7,9 @@
   the mean of pial and white; there is no very_inflated surface.
 - ``fsaverage`` (163842 vertices per hemisphere, NSD's surface space) is nested: its first 10242
   vertices per hemisphere are fsaverage5's, so its maps are drawn on fsaverage5 after
-  :func:`fsaverage_to_fsaverage5`.
+  :func:`fsaverage_to_fsaverage5`, which averages each fsaverage5 vertex's cell on fsaverage. No
+  fsaverage mesh ships offline; its faces are rebuilt with FreeSurfer's icosahedral numbering
+  (:func:`ico_faces`), checked against nilearn's fsaverage5.
 
 Vertex indices always refer to the hemispheres concatenated left then right.
 Sulcal depth follows the FreeSurfer sign (positive = deep, in sulci) in both spaces; the fs_LR
@@ -26,7 +28,8 @@ from .. import spaces as _registry
 from ..spaces import SURFACE_SPACES
 
 __all__ = ["Mesh", "SPACES", "SURFACES", "HEMIS", "load_mesh", "load_sulc", "space_size",
-           "normalize_space", "fsaverage_to_fsaverage5", "fsaverage_vertices_to_fsaverage5"]
+           "normalize_space", "fsaverage_to_fsaverage5", "fsaverage_vertices_to_fsaverage5", "fsaverage_cells",
+           "nested_cells", "cell_mean", "ico_faces", "ICO0_FACES", "FSAVERAGE_TO_FSAVERAGE5"]
 
 SPACES = SURFACE_SPACES
 SURFACES = ("inflated", "very_inflated", "pial", "white", "midthickness", "flat", "sphere")
@@ -272,28 +275,190 @@ def load_sulc(space="fsLR32k", hemi="both") -> np.ndarray:
     return s
 
 
-def fsaverage_to_fsaverage5(values_lr):
-    """Restrict fsaverage (163842 / hemisphere) values to fsaverage5 by the nested-vertex rule.
+#: How fsaverage maps are shown on fsaverage5 (for figure metadata and captions).
+FSAVERAGE_TO_FSAVERAGE5 = ("NaN-aware mean over each fsaverage5 vertex's cell on fsaverage (the fsaverage vertices "
+                           "nearest to it in edge hops, those equidistant from two counted 1/2 in each: 16 "
+                           "vertices' weight per cell)")
+
+
+def _ico_subdivide(faces: np.ndarray, n_vertices: int):
+    """One level of FreeSurfer's icosahedral subdivision, with its vertex and face numbering.
+
+    FreeSurfer's ``ic{N}.tri`` meshes (and so fsaverage, fsaverage6, fsaverage5, ...) are nested:
+    each level keeps the vertices of the one below and adds the edge midpoints. Numbering, as read
+    off nilearn's fsaverage5 mesh (this rule rebuilds its 10242 vertices and 20480 faces exactly
+    from the 20 faces of the icosahedron, five levels): faces are walked in order and, for a face
+    (a, b, c), its edges (c, a), (b, c), (a, b) get the next free index when first met. The new
+    faces are (a, ab, ca) for every face, then (ca, bc, c), (ab, bc, ca), (ab, b, bc) face by face.
+
+    Parameters
+    ----------
+    faces : int array, (n_faces, 3)
+    n_vertices : int
+        Vertices of the coarse mesh.
+
+    Returns
+    -------
+    faces : ndarray of int64, (4 * n_faces, 3)
+    n_vertices : int
+        Vertices of the fine mesh (coarse vertices + one per edge).
+    parents : ndarray of int64, (n_edges, 2)
+        The edge (lower index first) whose midpoint each new vertex is, in vertex order.
+    """
+    a, b, c = np.asarray(faces, dtype=np.int64).T
+    edges = np.stack([c, a, b, c, a, b], axis=1).reshape(-1, 2)  # face-major: (c,a), (b,c), (a,b)
+    key = np.minimum(edges[:, 0], edges[:, 1]) * n_vertices + np.maximum(edges[:, 0], edges[:, 1])
+    keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    by_rank = np.argsort(first)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[by_rank] = np.arange(len(first))
+    ca, bc, ab = (n_vertices + rank[inverse.ravel()]).reshape(-1, 3).T
+    rest = np.stack([ca, bc, c, ab, bc, ca, ab, b, bc], axis=1).reshape(-1, 3)
+    parents = np.stack(np.divmod(keys[by_rank], n_vertices), axis=1)
+    return np.concatenate([np.stack([a, ab, ca], axis=1), rest]), n_vertices + len(first), parents
+
+
+def nested_cells(faces, n_coarse: int) -> "scipy.sparse.csr_matrix":
+    """Cells of a mesh's vertices on the mesh two :func:`_ico_subdivide` steps finer.
+
+    A fine vertex belongs to the cell of the coarse vertex nearest to it in edge hops on the fine
+    mesh; one equidistant from k coarse vertices belongs to each with weight 1/k. After two steps
+    that is, in closed form: the coarse vertex itself; the fine midpoints of its coarse edges'
+    halves (one hop) and of the inner edges of its coarse faces' central triangles that join its
+    edges' midpoints (two hops); and, at weight 1/2, its coarse edges' midpoints (two hops from
+    both ends). 16 vertices' weight per cell, 13.5 around a five-fold vertex.
+
+    Parameters
+    ----------
+    faces : int array, (n_faces, 3)
+        Triangles of the coarse mesh, whose vertices are 0..n_coarse-1.
+    n_coarse : int
+
+    Returns
+    -------
+    weights : scipy.sparse.csr_matrix, (n_coarse, n_fine)
+        Membership weight of each fine vertex in each cell; every column sums to 1.
+    """
+    import scipy.sparse as sp
+
+    mid_faces, n_mid, edge = _ico_subdivide(faces, n_coarse)  # edge: coarse ends of each midpoint
+    _, n_fine, half = _ico_subdivide(mid_faces, n_mid)  # half: the two mid-level ends of each new vertex
+    u, w = half.T  # u < w, so a coarse end is u
+    ends_u, ends_w = edge[np.maximum(u - n_coarse, 0)], edge[w - n_coarse]
+    shared = np.where((ends_u[:, 0] == ends_w[:, 0]) | (ends_u[:, 0] == ends_w[:, 1]), ends_u[:, 0], ends_u[:, 1])
+    cell = np.where(u < n_coarse, u, shared)
+    rows = np.concatenate([np.arange(n_coarse), edge[:, 0], edge[:, 1], cell])
+    cols = np.concatenate([np.arange(n_coarse), np.tile(np.arange(n_coarse, n_mid), 2), np.arange(n_mid, n_fine)])
+    data = np.concatenate([np.ones(n_coarse), np.full(2 * len(edge), 0.5), np.ones(len(cell))])
+    return sp.csr_matrix((data, (rows, cols)), shape=(n_coarse, n_fine))
+
+
+def cell_mean(values, weights) -> np.ndarray:
+    """NaN-aware weighted mean of fine-mesh values over each cell of :func:`nested_cells`.
+
+    Parameters
+    ----------
+    values : float array, (..., n_fine)
+    weights : scipy.sparse matrix, (n_coarse, n_fine)
+
+    Returns
+    -------
+    means : ndarray, (..., n_coarse)
+        Mean over the finite values of each cell (weighted); NaN where a cell has none. float32
+        input stays float32, anything else is float64.
+    """
+    values = np.asarray(values)
+    n_fine = weights.shape[1]
+    if values.shape[-1] != n_fine:
+        raise ValueError(f"values: expected {n_fine} entries on the last axis, got shape {values.shape}")
+    x = values.reshape(-1, n_fine).astype(np.float64, copy=False)
+    finite = np.isfinite(x)
+    num = weights @ np.where(finite, x, 0.0).T
+    den = weights @ finite.T.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan).T
+    dtype = np.float32 if values.dtype == np.float32 else np.float64
+    return out.reshape(values.shape[:-1] + (weights.shape[0],)).astype(dtype, copy=False)
+
+
+#: FreeSurfer's ic0: the 20 faces of the icosahedron in its order (vertex 0 at the north pole);
+#: seven :func:`_ico_subdivide` steps give fsaverage's faces, five give fsaverage5's (tested)
+ICO0_FACES = ((0, 3, 4), (0, 4, 5), (0, 5, 1), (0, 1, 2), (0, 2, 3), (3, 2, 8), (3, 8, 9), (3, 9, 4), (4, 9, 10),
+              (4, 10, 5), (5, 10, 6), (5, 6, 1), (1, 6, 7), (1, 7, 2), (2, 7, 8), (8, 11, 9), (9, 11, 10),
+              (10, 11, 6), (6, 11, 7), (7, 11, 8))
+
+
+def ico_faces(order: int) -> np.ndarray:
+    """Faces of FreeSurfer's icosahedron of the given order (5: fsaverage5, 7: fsaverage).
+
+    Parameters
+    ----------
+    order : int
+        Subdivision steps from the icosahedron (0..7).
+
+    Returns
+    -------
+    faces : ndarray of int64, (20 * 4**order, 3)
+        Over the 10 * 4**order + 2 vertices, numbered as FreeSurfer's ``ic{order}.tri``.
+    """
+    faces, n = np.array(ICO0_FACES, dtype=np.int64), 12
+    for _ in range(order):
+        faces, n, _ = _ico_subdivide(faces, n)
+    return faces
+
+
+@functools.lru_cache(maxsize=1)
+def fsaverage_cells() -> "scipy.sparse.csr_matrix":
+    """The fsaverage5 cells on fsaverage (one hemisphere; both share the topology), built once.
+
+    fsaverage is fsaverage5 subdivided twice with FreeSurfer's ``ic7`` numbering
+    (:func:`ico_faces`), so no fsaverage mesh has to be at hand and nothing is read from disk.
+
+    Returns
+    -------
+    weights : scipy.sparse.csr_matrix, (10242, 163842), read as :func:`nested_cells`.
+    """
+    return nested_cells(ico_faces(5), space_size("fsaverage5"))
+
+
+def _per_hemisphere(values, n_hemi: int, fn):
+    """Apply ``fn`` (…, n_hemi) -> (…, m) to each hemisphere of (…, 2 * n_hemi) or to (…, n_hemi)."""
+    if values.shape[-1] == 2 * n_hemi:
+        return np.concatenate([fn(values[..., :n_hemi]), fn(values[..., n_hemi:])], axis=-1)
+    if values.shape[-1] == n_hemi:
+        return fn(values)
+    raise ValueError(f"expected {2 * n_hemi} (both hemispheres) or {n_hemi} values on the last axis, "
+                     f"got shape {values.shape}")
+
+
+def fsaverage_to_fsaverage5(values_lr, method: str = "mean") -> np.ndarray:
+    """Bring fsaverage (163842 / hemisphere) values to fsaverage5 (10242 / hemisphere).
 
     Parameters
     ----------
     values_lr : array, (..., 2 * 163842) or (..., 163842)
         Values on fsaverage vertices, hemispheres concatenated left then right (or one
         hemisphere), vertices on the last axis.
+    method : {"mean", "pick"}
+        "mean" (numbers): each fsaverage5 vertex gets the NaN-aware mean of its cell on fsaverage
+        (:func:`fsaverage_cells`: the 16 fsaverage vertices nearest to it, midpoints shared with a
+        neighbour at weight 1/2); NaN where the cell has no finite value. "pick" (labels, any
+        dtype): the value of the nested vertex (fsaverage5 vertex i is fsaverage vertex i).
 
     Returns
     -------
     values : array, (..., 2 * 10242) or (..., 10242)
-        The values of the first 10242 vertices of each hemisphere (fsaverage5's vertices).
+        float32 for float32 input, float64 for other numbers ("mean"); the input dtype ("pick").
     """
     values = np.asarray(values_lr)
     n7, n5 = space_size("fsaverage"), space_size("fsaverage5")
-    if values.shape[-1] == 2 * n7:
-        return np.concatenate([values[..., :n5], values[..., n7:n7 + n5]], axis=-1)
-    if values.shape[-1] == n7:
-        return values[..., :n5]
-    raise ValueError(f"expected {2 * n7} (both hemispheres) or {n7} values on the last axis, "
-                     f"got shape {values.shape}")
+    if method == "pick":
+        return _per_hemisphere(values, n7, lambda x: x[..., :n5])
+    if method != "mean":
+        raise ValueError(f"method must be 'mean' or 'pick', got {method!r}")
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"values_lr: method='mean' needs numbers, got dtype {values.dtype}; use method='pick'")
+    return _per_hemisphere(values, n7, lambda x: cell_mean(x, fsaverage_cells()))
 
 
 def fsaverage_vertices_to_fsaverage5(vertices):

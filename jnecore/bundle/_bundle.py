@@ -192,6 +192,35 @@ class Bundle:
             self._tables[name] = pd.read_parquet(p)
         return self._tables[name]
 
+    def vertex_columns(self, columns) -> pd.DataFrame:
+        """Some columns of vertices.parquet, read from the file alone (a whole-brain bundle has
+        327,684 rows: a page that needs a few columns reads only those).
+
+        Parameters
+        ----------
+        columns : list of str
+
+        Returns
+        -------
+        table : DataFrame, (n_vertices, len(columns))
+            The columns in the order asked, in the bundle's row order.
+
+        Raises
+        ------
+        KeyError
+            A column the bundle does not have (the message lists those it has).
+        """
+        import pyarrow.parquet as pq
+
+        columns = list(columns)
+        path = self.path / FILES["vertices"]
+        names = pq.read_schema(path).names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise KeyError(f"bundle {self.path} has no vertex column {', '.join(map(repr, missing))} "
+                           f"(it has {', '.join(names)})")
+        return pd.read_parquet(path, columns=columns)
+
     @property
     def simulations_dir(self) -> Path | None:
         p = self.path / FILES["simulations"]

@@ -1,8 +1,9 @@
 """Mesh preparation for :func:`~jnecore.plotting.plot_surface_map`.
 
 The mesh of a space, hemisphere and surface type; the values, ROI labels, background map and
-hover rows placed on its vertices; fsaverage maps brought to fsaverage5; the drawn sub-mesh
-(vertices cut from a flat patch are not drawn).
+hover rows placed on its vertices; fsaverage maps brought to fsaverage5 (the mean over each
+fsaverage5 vertex's cell on fsaverage); the drawn sub-mesh (vertices cut from a flat patch are
+not drawn).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..atlas import Mesh, load_mesh, load_sulc, mmp_labels, space_size
-from ..atlas._meshes import fsaverage_to_fsaverage5, fsaverage_vertices_to_fsaverage5, normalize_space
+from ..atlas._meshes import fsaverage_cells, fsaverage_to_fsaverage5, normalize_space
 from ..validation import InputError
 
 
@@ -64,44 +65,91 @@ def as_frame(hover, n_rows: int, what: str) -> pd.DataFrame | None:
     return df.reset_index(drop=True)
 
 
+def cell_rows(vertices) -> np.ndarray:
+    """The row shown (hover, ROI name) at each fsaverage5 vertex for rows on fsaverage vertices.
+
+    Parameters
+    ----------
+    vertices : int array, (n_rows,)
+        fsaverage vertex of each row (L+R, 0..327683).
+
+    Returns
+    -------
+    rows : ndarray of int64, (2 * 10242,)
+        The row of the nested fsaverage vertex (fsaverage5 vertex i is fsaverage vertex i) when it
+        is one, else the row of the cell member of largest weight (:func:`jnecore.atlas._meshes.fsaverage_cells`;
+        the lowest vertex on ties); -1 where no row lies in the cell.
+    """
+    n7, n5 = space_size("fsaverage"), space_size("fsaverage5")
+    row7 = np.full(2 * n7, -1, dtype=np.int64)
+    row7[vertices] = np.arange(len(vertices))
+    cells = fsaverage_cells()
+    cell = np.repeat(np.arange(n5), np.diff(cells.indptr))  # cell of each stored weight
+    out = []
+    for r in (row7[:n7], row7[n7:]):
+        has = r[cells.indices] >= 0
+        score = np.where(has, cells.data + 2.0 * (cells.indices == cell), 0.0)  # the nested vertex first
+        order = np.lexsort((cells.indices, -score, cell))  # per cell: best score, then lowest vertex
+        best = order[cells.indptr[:-1]]
+        out.append(np.where(score[best] > 0, r[cells.indices[best]], -1))
+    return np.concatenate(out)
+
+
 def to_fsaverage5(stat_map, vertices, roi_labels, bg_map, hover):
-    """Bring an fsaverage map to fsaverage5 by the nested-vertex rule.
+    """Bring an fsaverage map to fsaverage5: each fsaverage5 vertex shows the NaN-aware mean of its
+    cell on fsaverage (:func:`jnecore.atlas.fsaverage_to_fsaverage5`, not the nested vertex alone).
 
     Parameters
     ----------
     stat_map : ndarray, (2 * 163842,), (163842,) or (n_rows,)
     vertices : int array, (n_rows,), or None
-        fsaverage vertex indices (L+R); rows on vertices that fsaverage5 lacks are dropped.
+        fsaverage vertex indices (L+R) of the rows: they are placed on fsaverage and averaged.
     roi_labels, bg_map : as :func:`plot_surface_map`
-        Arrays on the fsaverage mesh, (2 * 163842,) or (163842,), are reduced; ``roi_labels``
-        given per row keeps the kept rows.
+        Per-row ``roi_labels`` follow the rows of :func:`cell_rows`; arrays on the fsaverage mesh,
+        (2 * 163842,) or (163842,), are brought over: ``bg_map`` averaged, ``roi_labels`` taken
+        at the nested vertex.
     hover : dict or DataFrame, (n_rows, n_columns), or None
+        Each fsaverage5 vertex shows the row of :func:`cell_rows`.
 
     Returns
     -------
     stat_map, vertices, roi_labels, bg_map, hover
-        The same inputs on fsaverage5 (``vertices`` in the fsaverage5 L+R mesh).
+        The same on fsaverage5: with rows, ``vertices`` are the fsaverage5 vertices (L+R) whose
+        cell holds a row, one row each.
     """
-    n_rows = len(stat_map) if vertices is not None else None
+    n7 = space_size("fsaverage")
+    stat_map = np.asarray(stat_map)
+    n_rows, rows = None, None
     if vertices is None:
         if hover is not None:
             raise InputError("hover", "is not supported with full-mesh fsaverage values; pass vertices")
         stat_map = fsaverage_to_fsaverage5(stat_map)
     else:
-        vertices, keep = fsaverage_vertices_to_fsaverage5(vertices)
-        stat_map = stat_map[keep]
-        hover = None if hover is None else as_frame(hover, len(keep), "rows of vertices")[keep]
+        vert = np.asarray(vertices, dtype=np.int64).ravel()
+        n_rows = len(vert)
+        if stat_map.ndim != 1 or len(stat_map) != n_rows:
+            raise InputError("vertices", f"has {n_rows} entries but stat_map has shape {stat_map.shape}")
+        if n_rows and (vert.min() < 0 or vert.max() >= 2 * n7):
+            raise InputError("vertices", f"must lie in [0, {2 * n7}) for fsaverage")
+        full = np.full(2 * n7, np.nan)
+        full[vert] = stat_map
+        rep = cell_rows(vert)
+        vertices = np.flatnonzero(rep >= 0)
+        rows = rep[vertices]
+        stat_map = fsaverage_to_fsaverage5(full)[vertices]
+        hover = None if hover is None else as_frame(hover, n_rows, "rows of vertices").iloc[rows]
 
-    def reduce(arr, per_row):
-        """Per-row arrays keep the kept rows, fsaverage-mesh arrays are reduced; others pass."""
+    def reduce(arr, labels):
+        """Per-row arrays follow the shown rows, fsaverage-mesh arrays are brought over; others pass."""
         if not _is_array(arr):
             return arr
         arr = np.asarray(arr)
-        if per_row and n_rows is not None and len(arr) == n_rows:
-            return arr[keep]
-        return fsaverage_to_fsaverage5(arr) if arr.ndim == 1 and len(arr) in (n7, 2 * n7) else arr
+        if labels and rows is not None and arr.ndim == 1 and len(arr) == n_rows:
+            return arr[rows]
+        if arr.ndim == 1 and len(arr) in (n7, 2 * n7):
+            return fsaverage_to_fsaverage5(arr, method="pick" if labels else "mean")
+        return arr
 
-    n7 = space_size("fsaverage")
     return stat_map, vertices, reduce(roi_labels, True), reduce(bg_map, False), hover
 
 
