@@ -456,3 +456,83 @@ def test_odd_bundles_never_crash(tmp_path, roots, space, significant, name):
     at = run_page(name)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+# ------------------------------------------------------------------------------------------ trunk comparison
+
+
+@pytest.fixture(scope="module")
+def trunk_pair(tmp_path_factory):
+    """Tiny bundles of the same simulated inputs fitted with a shared trunk and with one per ROI, plus a
+    copy of the shared one relabelled trunk "roi" but with another seed (not the same settings)."""
+    import shutil
+
+    import pandas as pd
+    import torch
+
+    from jnecore import JNEAnalysis
+    from jnecore.demo import DemoSpec, simulate_responses
+    from jnecore.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("trunks")
+    per = 8
+    v = pd.DataFrame({"roi": np.repeat(["V1", "FFC", "PHA1"], per), "vertex": np.arange(3 * per), "hemi": "left",
+                      "level": np.repeat(["primary", "higher", "higher"], per)})
+    sim = simulate_responses(v, DemoSpec(n_stimuli=600, n_features=8, n_units=8, seed=0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is far quicker on a busy machine
+    try:
+        for trunk in ("shared", "roi"):
+            run_pipeline(sim["X"], sim["Y"], root / f"fit_{trunk}", rois=v["roi"].to_numpy(),
+                         levels=v["level"].to_numpy(), categories=sim["categories"], progress=False, checkpoint=False,
+                         analysis=JNEAnalysis(hidden=32, max_epochs=60, n_boot=20, seed=0, device="cpu", trunk=trunk,
+                                              fit_batch_size=64, test_fraction=0.3, grouping="categories"))
+    finally:
+        torch.set_num_threads(threads)
+    odd = root / "other_settings"
+    shutil.copytree(root / "fit_shared", odd)
+    man = json.loads((odd / "manifest.json").read_text())
+    man["config"]["seed"], man["trunk"]["mode"] = 1, "roi"
+    (odd / "manifest.json").write_text(json.dumps(man))
+    return root
+
+
+def test_selectivity_compares_trunks_of_the_same_inputs(trunk_pair, roots):
+    from jnecore import summaries
+    from jnecore.bundle import load_bundle
+
+    roots(trunk_pair)
+    at = AppTest.from_file(_page("3_Stimulus_selectivity.py"), default_timeout=TIMEOUT)
+    at.session_state["jne_bundle"] = str(trunk_pair / "fit_shared")
+    at.run()
+    assert_clean(at)
+    assert any("leaks into the other regions' readouts" in i.value and "--trunk roi" in i.value for i in at.info)
+    assert "trunk_margins" not in figures(at)  # offered, not shown until asked for
+    at.toggle(key="s_trunk_compare").set_value(True).run()
+    assert_clean(at)
+    # the only twin is the per-ROI fit: the relabelled copy has another seed
+    twin = at.selectbox(key="_w_s_trunk_twin")
+    assert twin.options == ["fit_roi"] and twin.value == str(trunk_pair / "fit_roi")
+    figs = figures(at)
+    assert {"trunk_margins", "heatmap_here", "heatmap_other"} <= set(figs)
+    bars = [tr for tr in figs["trunk_margins"]["data"] if tr["type"] == "bar"]
+    assert [tr["name"] for tr in bars] == ["this bundle: shared trunk (the paper's)", "other: one encoder per ROI"]
+    for tr, fit in zip(bars, ("fit_shared", "fit_roi")):
+        b = load_bundle(trunk_pair / fit)
+        v = b.vertices
+        mask = v["significant"].to_numpy(bool) & np.isfinite(v["jne"].to_numpy(float))
+        assert mask.sum() >= 12  # enough of a fit to compare
+        table = summaries.roi_group_table(np.asarray(b.jne_ss), b.test_stimuli["category"], v["roi"], vertex_mask=mask)
+        want = summaries.selectivity_margins(table).set_index("roi")
+        np.testing.assert_allclose(np.asarray(tr["y"], dtype=float), want.loc[list(tr["x"]), "margin"], rtol=1e-6)
+        assert list(tr["text"]) == want.loc[list(tr["x"]), "top"].tolist()
+    side = table_with(at, "top (this bundle: shared trunk (the paper's))", "margin (other: one encoder per ROI)")
+    assert set(side["roi"]) == {"V1", "FFC", "PHA1"}
+
+    at.session_state["jne_bundle"] = str(trunk_pair / "fit_roi")  # from the per-ROI fit, the twin is the shared one
+    at.run()
+    assert_clean(at)
+    assert any("one encoder per ROI" in c.value for c in at.caption)
+    assert at.selectbox(key="_w_s_trunk_twin").value == str(trunk_pair / "fit_shared")
+    assert [tr["name"] for tr in figures(at)["trunk_margins"]["data"] if tr["type"] == "bar"][1] == \
+        "other: shared trunk (the paper's)"

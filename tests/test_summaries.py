@@ -81,3 +81,52 @@ def test_group_tables_recover_planted_selectivity():
     top = summaries.top_stimuli(ss, stim, rois == "FFC", k=5)
     assert list(top["rank"]) == [1, 2, 3, 4, 5] and set(top["category"]) == {"face"}
     assert top["score"].is_monotonic_decreasing
+
+
+def test_selectivity_margins_by_hand():
+    table = pd.DataFrame({
+        "roi": ["FFC"] * 3 + ["V1"] * 3 + ["LO2"],
+        "group": ["face", "body", "scene", "face", "body", "scene", "body"],
+        "mom": [0.6, 0.2, 0.3, 0.1, 0.1, 0.4, 0.5],
+    })
+    m = summaries.selectivity_margins(table, expected={"FFC": "face", "V1": "face", "LO2": "body"}).set_index("roi")
+    assert list(m.index) == ["FFC", "V1", "LO2"]  # the table's order
+    assert (m.loc["FFC", "top"], m.loc["FFC", "runner_up"]) == ("face", "scene")
+    assert m.loc["FFC", "margin"] == pytest.approx(0.6 / 0.3) == m.loc["FFC", "expected_margin"]
+    # a tie for the runner-up, and an expected group that is not the top one
+    assert m.loc["V1", "top"] == "scene" and m.loc["V1", "margin"] == pytest.approx(4.0)
+    assert m.loc["V1", "expected_margin"] == pytest.approx(0.1 / 0.4)
+    # one group only: no runner-up, no margin
+    assert pd.isna(m.loc["LO2", "runner_up"]) and np.isnan(m.loc["LO2", "margin"])
+    assert np.isnan(m.loc["LO2", "expected_margin"])
+    assert list(summaries.selectivity_margins(table).columns) == ["roi", "top", "runner_up", "margin"]
+
+
+def test_selectivity_margins_of_a_planted_table():
+    """On roi_group_table output: FFC's planted face preference is its top group, by the planted ratio."""
+    groups = np.array(["face", "scene", "body"] * 10)
+    rois = np.array(["FFC"] * 4 + ["PHA1"] * 4)
+    ss = np.ones((30, 8))
+    ss[np.ix_(groups == "face", np.flatnonzero(rois == "FFC"))] = 3.0
+    ss[np.ix_(groups == "body", np.flatnonzero(rois == "FFC"))] = 1.5
+    ss[np.ix_(groups == "scene", np.flatnonzero(rois == "PHA1"))] = 5.0
+    m = summaries.selectivity_margins(summaries.roi_group_table(ss, groups, rois)).set_index("roi")
+    assert m.loc["FFC", ["top", "runner_up"]].tolist() == ["face", "body"]
+    assert m.loc["FFC", "margin"] == pytest.approx(2.0)
+    assert m.loc["PHA1", "top"] == "scene" and m.loc["PHA1", "margin"] == pytest.approx(5.0)
+
+
+def test_same_inputs_ignores_only_the_trunk_and_device():
+    base = {"space": "fsLR32k", "sources": {"features": "f.npy", "responses": "r.npy"},
+            "counts": {"stimuli": 100, "train": 80, "val": 10, "test": 10, "vertices": 50, "excluded": 0,
+                       "significant": 30},
+            "config": {"hidden": 64, "seed": 0, "trunk": "shared", "device": "auto"}}
+    roi = {**base, "config": {**base["config"], "trunk": "roi", "device": "cpu"},
+           "counts": {**base["counts"], "significant": 28}}  # a different fit selects other vertices
+    assert summaries.same_inputs(base, roi)
+    assert not summaries.same_inputs(base, {**roi, "config": {**roi["config"], "hidden": 128}})
+    assert not summaries.same_inputs(base, {**roi, "sources": {"features": "g.npy", "responses": "r.npy"}})
+    assert not summaries.same_inputs(base, {**roi, "counts": {**roi["counts"], "test": 11}})
+    assert not summaries.same_inputs(base, {**roi, "space": "fsaverage"})
+    assert not summaries.same_inputs(base, {k: v for k, v in roi.items() if k != "config"})
+    assert summaries.same_inputs(base, base, ignore=())

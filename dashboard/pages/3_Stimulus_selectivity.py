@@ -7,7 +7,8 @@ import streamlit as st
 
 from jnecore.dashboard import _state as S
 from jnecore import summaries
-from jnecore.plotting import plot_group_drivers, plot_roi_group_bars, plot_roi_group_heatmap, plot_top_stimuli
+from jnecore.plotting import (plot_group_drivers, plot_margin_comparison, plot_roi_group_bars,
+                              plot_roi_group_heatmap, plot_top_stimuli)
 
 S.page_setup("Stimulus selectivity", ":material/grid_on:")
 bundle = S.sidebar()
@@ -16,6 +17,22 @@ S.simulated_banner(bundle)
 st.caption("JNE-SS of stimulus i at vertex v = (s_iv − μ_v)²: how far stimulus i pushes the vertex away from "
            "its typical local linear map. MoJ = mean JNE-SS of a vertex over a group's stimuli; MoM = mean MoJ over "
            "a ROI's vertices. The paper finds outdoor scenes driving PPA and RSC, people and faces driving FFA and EBA.")
+TRUNKS = {"shared": "shared trunk (the paper's)", "roi": "one encoder per ROI", "level": "one encoder per level"}
+
+
+def trunk_of(manifest: dict) -> str:
+    return (manifest.get("trunk") or {}).get("mode", "shared")
+
+
+mode = trunk_of(bundle.manifest)
+if mode == "shared":
+    st.info("**Encoder trunk: shared** (the paper's encoder). One trunk serves every vertex, so a nonlinearity learned "
+            "for one region leaks into the other regions' readouts and dilutes their category preferences. "
+            "`jne run --trunk roi` fits one encoder per ROI instead.", icon=":material/info:")
+else:
+    st.caption(f"Encoder trunk: **{TRUNKS.get(mode, mode)}** (`jne run --trunk {mode}`): each region's readout sees "
+               "only its own encoder's nonlinearity. With the paper's shared trunk, a nonlinearity learned for one "
+               "region leaks into the others' readouts and dilutes their category preferences.")
 
 v = bundle.vertices
 path = str(bundle.path)
@@ -53,6 +70,34 @@ fig = plot_roi_group_heatmap(table, scale=scale, roi_order=rois, group_order=gro
 S.show_figure(fig, f"roi_{gcol}_heatmap", key="heatmap")
 with st.expander("ROI × group table (long format)"):
     S.show_table(table, f"roi_{gcol}_mom", key="roi_group_table")
+
+# ---------------------------------------------------------------------------------------------
+# the same inputs fitted with another trunk (bundles that differ from this one only in the trunk)
+twins = [p for p in S.list_bundles(tuple(S.bundle_roots())) if trunk_of(S.manifest_of(p)) != mode
+         and summaries.same_inputs(bundle.manifest, S.manifest_of(p))]
+twins = [p for p in twins if gcol in S.groupings(S.get_bundle(p))]
+if twins:
+    st.subheader("Shared trunk vs one encoder per region")
+    t1, t2 = st.columns([1, 2])
+    compare = t1.toggle("Compare with the same inputs fitted with another trunk", key="s_trunk_compare",
+                        help="bundles in the list whose inputs and settings equal this one's, apart from the trunk")
+    twin = S.bound_selectbox("Other fit", twins, "s_trunk_twin", where=t2, format_func=S._label) if compare else None
+    other = S.roi_group(twin, S._stamp(twin), gcol) if twin is not None else None
+    if other is not None and other.empty:
+        st.info("The other fit has no vertex with JNE-SS (none passed its significance test): nothing to compare.")
+    elif other is not None:
+        other_mode = trunk_of(S.manifest_of(twin))
+        here, there = f"this bundle: {TRUNKS.get(mode, mode)}", f"other: {TRUNKS.get(other_mode, other_mode)}"
+        margins = {here: summaries.selectivity_margins(table), there: summaries.selectivity_margins(other)}
+        S.show_figure(plot_margin_comparison(margins, roi_order=rois), f"trunk_{gcol}_margins", key="trunk_margins")
+        side = margins[here].merge(margins[there], on="roi", how="outer", suffixes=(f" ({here})", f" ({there})"))
+        S.show_table(side.drop(columns=[c for c in side.columns if c.startswith("runner_up")]),
+                     f"trunk_{gcol}_margins", key="trunk_margin_table")
+        h1, h2 = st.columns(2)
+        for where, (label, tab, key) in zip((h1, h2), ((here, table, "heatmap_here"), (there, other, "heatmap_other"))):
+            with where:
+                S.show_figure(plot_roi_group_heatmap(tab, scale=scale, roi_order=rois, group_order=group_names,
+                                                     title=label), f"roi_{gcol}_{key}", key=key)
 
 # ---------------------------------------------------------------------------------------------
 st.subheader("One ROI: its stimulus groups and top stimuli")
