@@ -3,23 +3,26 @@
 The generator plants, per vertex of the HCP-MMP1.0 visual parcels (both hemispheres):
 
 - a linear response to the features (mixtures of shared linear tuning profiles),
-- a nonlinear response whose amplitude relative to the linear one, ``true_nonlinearity``, rises
-  along the hierarchy (:data:`LEVEL_NONLINEARITY`: V1 lowest, V2 < V3 < V4, higher-order areas
-  highest), times a log-normal offset per parcel (sd ``DemoSpec.parcel_spread``) and per vertex
+- a nonlinear response (smooth-|.| units of the stimulus' within-category coordinates, the same
+  function in every category) whose amplitude relative to the linear one rises along the
+  hierarchy (:data:`LEVEL_NONLINEARITY`: V1 lowest, V2 < V3 < V4, higher-order areas highest),
+  times a log-normal offset per higher-order parcel (sd ``DemoSpec.parcel_spread``) and per vertex
   (sd ``DemoSpec.vertex_spread``): a spread within each level wide enough to be recovered,
-- category-selective nonlinearity (:data:`CATEGORY_GAIN`): in FFC (faces), PHA1-3 and RSC
-  (outdoor scenes), LO2 / PH / TPOJ1 (bodies), part of the nonlinear response is gated to one
-  category, with ``gain`` times the amplitude of the general nonlinearity on that category's
-  stimuli; the total nonlinear amplitude stays ``true_nonlinearity``. Every other parcel (V1-V4
-  included) gets none,
+- category-selective nonlinearity (:data:`CATEGORY_GAIN`): FFC (faces), PHA1-3 and RSC (outdoor
+  scenes), LO2 / PH / TPOJ1 (bodies), VMV1-3 (indoor scenes) and PIT (food) get a second set of
+  units gated to the category, ``gain`` times the parcel's general nonlinear amplitude on that
+  category's stimuli. Every other parcel (V1-V4 included) gets none,
 - Gaussian noise with a vertex-wise SNR drawn log-uniformly, and a share of pure-noise vertices.
 
-Features are embedding-like: 8 category clusters, each with the same amount of low-rank
-within-category variation (so no category is more nonlinear than another by construction).
-Then :class:`jnecore.JNEAnalysis` fits the encoders and computes JNE exactly as ``jne run`` does
-(with ``trunk="roi"``: one encoder pair per parcel, so one parcel's category selectivity does not
-leak into another's readout); nothing of the generator's own Jacobian is used. Everything is
-deterministic given the seed. The bundle is labelled as simulated data on a real atlas.
+The planted truth stored per vertex, ``true_nonlinearity``, is the exact (L1) JNE of the planted
+response as the encoder sees it (the expected z-scored response, at z-scored features, over all
+stimuli), computed from the generator's own function (:class:`PlantedUnits`); ``planted_amplitude``
+is the nonlinear part's amplitude. Features are embedding-like: 8 equidistant category clusters
+with the same within-category spread. Then :class:`jnecore.JNEAnalysis` fits the encoders and
+computes JNE exactly as ``jne run`` does (with ``trunk="roi"``: one encoder pair per parcel, so one
+parcel's category selectivity does not leak into another's readout); the fit sees only the
+features and the noisy responses. Everything is deterministic given the seed. The bundle is
+labelled as simulated data on a real atlas.
 
 :func:`truth_table` measures, from the fitted bundle only, how well each planted item is
 recovered, with bootstrap confidence intervals; ``jne demo`` stores it as ``tables/truth.parquet``.
@@ -27,10 +30,12 @@ recovered, with bootstrap confidence intervals; ``jne demo`` stores it as ``tabl
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .analysis import JNEAnalysis
 
@@ -40,17 +45,23 @@ __all__ = ["CATEGORIES", "CATEGORY_GAIN", "LEVEL_NONLINEARITY", "MARGIN", "TRUTH
 
 CATEGORIES = ("face", "body", "animal", "food", "vehicle", "object", "indoor scene", "outdoor scene")
 
-#: planted category-selective nonlinear gain, per MMP parcel
+#: planted category-selective nonlinear gain, per MMP parcel (x the parcel's general nonlinear amplitude)
 CATEGORY_GAIN = {
     "FFC": {"face": 2.0},
     "PHA1": {"outdoor scene": 2.0}, "PHA2": {"outdoor scene": 2.0}, "PHA3": {"outdoor scene": 2.0},
     "RSC": {"outdoor scene": 2.0},
     "LO2": {"body": 1.6}, "PH": {"body": 1.6}, "TPOJ1": {"body": 1.6},
+    "VMV1": {"indoor scene": 1.6}, "VMV2": {"indoor scene": 1.6}, "VMV3": {"indoor scene": 1.6},
+    "PIT": {"food": 1.6},
 }
 
-#: mean planted nonlinearity per hierarchy level (V2 / V3 / V4 get their own steps)
-LEVEL_NONLINEARITY = {"primary": 0.12, "intermediate": 0.35, "higher": 0.8, "other": 0.5}
-_INTERMEDIATE_STEP = {"V2": 0.28, "V3": 0.36, "V4": 0.46}
+#: median planted nonlinear amplitude (relative to the linear part) per hierarchy level; V2 / V3 / V4
+#: get their own steps
+LEVEL_NONLINEARITY = {"primary": 0.5, "intermediate": 0.85, "higher": 1.3, "other": 1.0}
+_INTERMEDIATE_STEP = {"V2": 0.7, "V3": 0.85, "V4": 1.0}
+
+#: distance between category centroids, and the width (in squared distance) of the category gate
+_CENTROID_DISTANCE, _GATE_WIDTH = 10.0, 16.0
 
 #: the factor by which a planted category must beat every other category of its parcel
 MARGIN = 1.3
@@ -64,13 +75,13 @@ class DemoSpec:
 
     n_stimuli: int = 2500
     n_features: int = 64
-    hidden: int = 160
+    hidden: int = 96
     n_units: int = 48
     vertex_stride: int = 1
     noise_fraction: float = 0.08
-    snr_range: tuple = (0.4, 4.0)
+    snr_range: tuple = (1.0, 4.0)
     parcel_spread: float = 0.3
-    vertex_spread: float = 0.45
+    vertex_spread: float = 0.6
     test_fraction: float = 0.1
     trunk: str = "roi"
     n_boot: int = 200
@@ -80,78 +91,115 @@ class DemoSpec:
 
     @classmethod
     def small(cls):
-        return cls(n_stimuli=800, n_features=16, hidden=48, n_units=16, vertex_stride=32, n_boot=100,
-                   max_epochs=150, fit_batch_size=64)
+        return cls(n_stimuli=2000, n_features=16, hidden=48, n_units=16, vertex_stride=8, test_fraction=0.15,
+                   n_boot=100, max_epochs=200, fit_batch_size=256)
+
+
+def _orthonormal_rows(rng, n: int, D: int) -> np.ndarray:
+    """(n, D) random orthonormal rows (n <= D)."""
+    return np.linalg.qr(rng.normal(size=(D, n)))[0].T
 
 
 def _features(rng, spec: DemoSpec):
-    """Category-clustered features: centroid + equal-variance low-rank within-category variation."""
+    """Category-clustered features: equidistant centroids (``_CENTROID_DISTANCE`` apart when
+    D >= 8) + the same amount of low-rank within-category variation for every category."""
     D, K = spec.n_features, len(CATEGORIES)
-    centroids = rng.normal(0, 1.0, (K, D))
+    if D >= K:
+        centroids = _orthonormal_rows(rng, K, D) * (_CENTROID_DISTANCE / np.sqrt(2))
+    else:
+        centroids = rng.normal(0, _CENTROID_DISTANCE / np.sqrt(2 * D), (K, D))
     cats = np.repeat(np.arange(K), int(np.ceil(spec.n_stimuli / K)))[: spec.n_stimuli]
     rng.shuffle(cats)
     rank = max(2, D // 8)
-    # orthonormal within-category directions, the same spread for every category
-    bases = np.stack([np.linalg.qr(rng.normal(size=(D, rank)))[0].T for _ in range(K)])
-    bases *= 1.2 * np.sqrt(D / rank)
-    z = rng.normal(size=(spec.n_stimuli, rank))
+    # within-category directions (K, rank, D): one orthonormal basis with its coordinates permuted
+    # and sign-flipped per category, so every category has the same spread and the same L1 norms
+    # of its directions (JNE's norm), hence the same nonlinearity of the units below
+    base = _orthonormal_rows(rng, rank, D)
+    bases = np.stack([base[:, rng.permutation(D)] * rng.choice([-1.0, 1.0], D) for _ in range(K)])
+    z = rng.normal(size=(spec.n_stimuli, rank)) * (1.2 * np.sqrt(D / rank))
     X = centroids[cats] + np.einsum("nr,nrd->nd", z, bases[cats]) + 0.35 * rng.normal(size=(spec.n_stimuli, D))
-    return X, cats, centroids
+    return X, cats, centroids, bases
 
 
-def _smooth_abs(z, width=0.3):
-    """sqrt(z^2 + width^2), centred: a smooth |z| whose slope swings from -1 to 1."""
-    a = np.sqrt(z ** 2 + width ** 2)
-    return a - a.mean(0)
+class PlantedUnits(torch.nn.Module):
+    """The generator's nonlinear units, a function of the z-scored features (float64).
+
+    Unit u is a smooth |.| (``sqrt(z^2 + 0.3^2)``, centred: even, so no linear part) of a random
+    projection of the stimulus' coordinates in its own category's basis, ``z = latent @ proj / sd
+    + offset``, so every category spans the same curvature. Two independent sets: the general
+    units (set 0) drive every vertex; the selective units (set 1) are multiplied by the gate of
+    each category in ``categories``, one block of units per category.
+
+    ``forward``: (n, D) z-scored features -> (n, n_units * (1 + len(categories))).
+    """
+
+    def __init__(self, centroids, bases, mu, sigma, n_units: int, rng, categories=()):
+        super().__init__()
+        rank = bases.shape[1]
+        for name, value in dict(centroids=centroids, bases=bases, mu=mu, sigma=sigma,
+                                proj=rng.normal(size=(2, rank, n_units)), offset=rng.normal(0, 0.3, (2, n_units)),
+                                sd=np.ones((2, n_units)), centre=np.zeros((2, n_units))).items():
+            self.register_buffer(name, torch.as_tensor(np.asarray(value), dtype=torch.float64))
+        self.categories = tuple(int(k) for k in categories)
+
+    def gate(self, x):
+        """(n, K): a smooth gate on the distance to each category centroid, close to one-hot."""
+        return torch.softmax(-((x[:, None, :] - self.centroids[None]) ** 2).sum(-1) / _GATE_WIDTH, dim=1)
+
+    def _drive(self, x, g, which: int):
+        cb = torch.einsum("kd,krd->kr", self.centroids, self.bases)
+        latent = torch.einsum("nk,nkr->nr", g, torch.einsum("nd,krd->nkr", x, self.bases) - cb[None])
+        return latent @ self.proj[which]
+
+    def _units(self, x, g, which: int):
+        z = self._drive(x, g, which) / self.sd[which] + self.offset[which]
+        return torch.sqrt(z ** 2 + 0.09) - self.centre[which]
+
+    def calibrate(self, xz) -> "PlantedUnits":
+        """Scale each unit's drive to unit std and centre each unit on these stimuli."""
+        with torch.no_grad():
+            x = self.mu + self.sigma * xz
+            g = self.gate(x)
+            for which in (0, 1):
+                self.sd[which] = self._drive(x, g, which).std(0, correction=0)
+                self.centre[which] = 0.0
+                self.centre[which] = self._units(x, g, which).mean(0)
+        return self
+
+    def restricted(self, categories) -> "PlantedUnits":
+        """The same units with only these categories' selective blocks."""
+        other = copy.copy(self)
+        other.categories = tuple(int(k) for k in categories)
+        return other
+
+    def forward(self, xz):
+        x = self.mu + self.sigma * xz
+        g = self.gate(x)
+        blocks = [self._units(x, g, 0)]
+        if self.categories:
+            selective = self._units(x, g, 1)
+            blocks += [g[:, k:k + 1] * selective for k in self.categories]
+        return torch.cat(blocks, dim=1)
 
 
-def _unit_std(a):
-    return a / a.std(0)
-
-
-def _planted_nonlinearity(rng, rois, levels, spec: DemoSpec) -> np.ndarray:
-    """true_nonlinearity (V,): level mean x log-normal parcel offset x log-normal vertex spread."""
+def _planted_amplitude(rng, rois, levels, spec: DemoSpec) -> np.ndarray:
+    """(V,): level median x log-normal parcel offset (higher-order parcels only: V1 and the V2 / V3
+    / V4 steps are fixed, so the hierarchy holds) x log-normal vertex spread."""
     base = np.array([_INTERMEDIATE_STEP.get(r, LEVEL_NONLINEARITY.get(lv, 0.5)) for r, lv in zip(rois, levels)])
     parcel_offset = {r: rng.normal(0, spec.parcel_spread) for r in sorted(set(rois))}
-    offset = np.array([parcel_offset[r] for r in rois])
+    fixed = (levels == "primary") | np.isin(rois, list(_INTERMEDIATE_STEP))
+    offset = np.where(fixed, 0.0, np.array([parcel_offset[r] for r in rois]))
     return base * np.exp(offset + rng.normal(0, spec.vertex_spread, len(rois)))
 
 
-def simulate_responses(vertices, spec: DemoSpec):
-    """Simulated stimuli and responses for the given vertex table (vertex, hemi, roi, level).
-
-    Returns
-    -------
-    dict with X (N, D) float32, Y (N, V) float32, categories (N,) str, true_nonlinearity (V,),
-    snr (V,), category_gain {roi: {category: gain}} as planted.
-    """
-    rng = np.random.default_rng(spec.seed)
-    X, cats, centroids = _features(rng, spec)
-    N, D = X.shape
-    V = len(vertices)
-    rois = vertices["roi"].to_numpy().astype(str)
-    true_nl = _planted_nonlinearity(rng, rois, vertices["level"].to_numpy().astype(str), spec)
-
-    # a smooth gate on the distance to each category centroid, (N, K), close to one-hot
-    d2 = ((X[:, None, :] - centroids[None]) ** 2).sum(-1)
-    gate = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * D * 0.25))
-    gate /= gate.sum(1, keepdims=True)
-    # within-category coordinates, so every category spans the same curvature of the units
-    Xc = X - X.mean(0)
-    Xw = Xc - gate @ (centroids - X.mean(0))
-
-    def units(n):
-        drive = Xw @ rng.normal(size=(D, n))
-        return _smooth_abs(drive / drive.std(0) + rng.normal(0, 0.3, n))  # even: no linear part
-
-    n_profiles = 16
-    P = rng.normal(size=(D, n_profiles)) / np.sqrt(D)
-    linear = _unit_std((Xc @ P) @ rng.normal(size=(n_profiles, V)))
-    nonlinear = _unit_std(units(spec.n_units) @ rng.normal(size=(spec.n_units, V)))
-
-    # category-selective part of the nonlinearity, then the total rescaled to unit amplitude
+def _nonlinear_readout(h, cats, rois, amplitude, n_units: int, ks, rng) -> tuple:
+    """Readout (H, V) of the units ``h`` (N, H): the general units scaled to ``amplitude``, plus
+    each planted parcel's selective block, ``gain`` x ``amplitude`` on its category's stimuli."""
+    n, V = n_units, len(rois)
+    W = np.zeros((h.shape[1], V))
+    general = rng["units"].normal(size=(n, V))
+    W[:n] = general * amplitude / (h[:, :n] @ general).std(0)
     planted = {}
-    units2 = units(spec.n_units)
     for roi, gains in CATEGORY_GAIN.items():
         cols = np.flatnonzero(rois == roi)
         if len(cols) == 0:
@@ -159,20 +207,98 @@ def simulate_responses(vertices, spec: DemoSpec):
         planted[roi] = dict(gains)
         for cat, gain in gains.items():
             k = CATEGORIES.index(cat)
-            m = units2 @ rng.normal(size=(spec.n_units, len(cols))) / np.sqrt(spec.n_units)
-            m /= m[cats == k].std(0)
-            nonlinear[:, cols] += gain * gate[:, [k]] * m * (1 + rng.normal(0, 0.1, len(cols)))
-    signal = linear + true_nl * _unit_std(nonlinear)
+            block = slice(n * (1 + ks.index(k)), n * (2 + ks.index(k)))
+            w = rng["gains"].normal(size=(n, len(cols)))
+            on_k = h[cats == k, block] @ w  # the gate is ~1 on the category's own stimuli
+            W[block, cols] = w * gain * amplitude[cols] * (1 + rng["gains"].normal(0, 0.1, len(cols))) / on_k.std(0)
+    return W, planted
 
-    signal = (signal - signal.mean(0)) / signal.std(0)
+
+def simulate_responses(vertices, spec: DemoSpec):
+    """Simulated stimuli and responses for the given vertex table (vertex, hemi, roi, level).
+
+    Returns
+    -------
+    dict with
+        X (N, D) float32, Y (N, V) float32, categories (N,) str, snr (V,),
+        planted_amplitude (V,) : the nonlinear part's amplitude relative to the linear part's,
+        true_nonlinearity (V,) : the JNE of the planted response (see :func:`_true_jne`),
+        category_gain {roi: {category: gain}} as planted,
+        true_selectivity {roi: {category: MoM}} : the planted response's JNE-SS by category,
+        truth : [(columns, model)], the planted response's nonlinear part as torch models.
+    """
+    # one generator per part, so changing one part (the planted gains, say) leaves the others' draws
+    rng = dict(zip(("features", "levels", "units", "gains", "noise"),
+                   map(np.random.default_rng, np.random.SeedSequence(spec.seed).spawn(5))))
+    X, cats, centroids, bases = _features(rng["features"], spec)
+    N, D = X.shape
+    V = len(vertices)
+    rois = vertices["roi"].to_numpy().astype(str)
+    amplitude = _planted_amplitude(rng["levels"], rois, vertices["level"].to_numpy().astype(str), spec)
+    mu, sigma = X.mean(0), X.std(0)
+    Xz = torch.as_tensor((X - mu) / sigma)
+    ks = sorted({CATEGORIES.index(c) for r, g in CATEGORY_GAIN.items() if (rois == r).any() for c in g})
+    units = PlantedUnits(centroids, bases, mu, sigma, spec.n_units, rng["units"], ks).calibrate(Xz)
+    with torch.no_grad():
+        h = units(Xz).numpy()
+    W, planted = _nonlinear_readout(h, cats, rois, amplitude, spec.n_units, ks, rng)
+    linear = (X - mu) @ rng["units"].normal(size=(D, 16)) @ rng["units"].normal(size=(16, V))
+    linear /= linear.std(0)
+    nonlinear = h @ W
+    signal = linear + nonlinear
+    scale = signal.std(0)
+    signal = (signal - signal.mean(0)) / scale
     lo, hi = spec.snr_range
-    snr = np.exp(rng.uniform(np.log(lo), np.log(hi), V))
-    snr[rng.random(V) < spec.noise_fraction] = 0.0
-    Y = np.sqrt(snr) * signal + rng.normal(size=(N, V))
+    snr = np.exp(rng["noise"].uniform(np.log(lo), np.log(hi), V))
+    snr[rng["noise"].random(V) < spec.noise_fraction] = 0.0
+    Y = np.sqrt(snr) * signal + rng["noise"].normal(size=(N, V))
+    # the expected z-scored response, less its linear part: what the fitted encoder's JNE estimates
+    W_true = W * np.sqrt(snr / (1 + snr)) / scale
+    truth = _truth_models(units, W_true, rois, spec.n_units, ks)
+    true_jne, true_sel = _true_jne(truth, Xz, cats, rois, V)
     return dict(X=X.astype(np.float32), Y=Y.astype(np.float32), categories=np.array(CATEGORIES)[cats],
-                true_nonlinearity=true_nl, snr=snr, category_gain=planted)
+                true_nonlinearity=true_jne, planted_amplitude=nonlinear.std(0), snr=snr, category_gain=planted,
+                true_selectivity=true_sel, truth=truth)
 
 
+def _truth_models(units: PlantedUnits, W, rois, n_units: int, ks) -> list:
+    """[(columns, model)]: the planted nonlinear response of each group of columns (those with no
+    category gain, then each planted category's) as ``Sequential(units, Linear)``."""
+    groups = {}
+    for roi, gains in CATEGORY_GAIN.items():
+        for cat in gains:
+            groups.setdefault(CATEGORIES.index(cat), []).extend(np.flatnonzero(rois == roi))
+    rest = np.setdiff1d(np.arange(len(rois)), np.concatenate([np.array(c, int) for c in groups.values()] or [[]]))
+    out = []
+    for k, cols in [(None, rest)] + [(k, np.sort(np.array(c, int))) for k, c in sorted(groups.items()) if c]:
+        if len(cols) == 0:
+            continue
+        rows = np.r_[:n_units] if k is None else np.r_[:n_units, n_units * (1 + ks.index(k)):n_units * (2 + ks.index(k))]
+        lin = torch.nn.Linear(len(rows), len(cols), bias=False).double()
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(W[np.ix_(rows, cols)].T))
+        out.append((cols, torch.nn.Sequential(units.restricted([] if k is None else [k]), lin)))
+    return out
+
+
+def _true_jne(truth, Xz, cats, rois, V) -> tuple:
+    """The exact JNE (V,) of the planted response over all stimuli (:func:`jnecore.compute_jne`,
+    L1), and its MoM by category {roi: {category: MoM}} over the vertices with signal."""
+    from .jacobian import compute_jne
+
+    jne, ss = np.zeros(V), {}
+    for cols, model in truth:
+        res = compute_jne(model, Xz, device="cpu")
+        jne[cols] = res.jne
+        for j, c in enumerate(cols):
+            ss[c] = res.ss[:, j]
+    sel = {}
+    for roi in list(CATEGORY_GAIN) + list(NULL_ROIS):
+        cols = [c for c in np.flatnonzero(rois == roi) if jne[c] > 0]
+        if cols:
+            m = np.mean([ss[c] for c in cols], axis=0)
+            sel[roi] = {CATEGORIES[k]: float(m[cats == k].mean()) for k in range(len(CATEGORIES))}
+    return jne, sel
 def _build_analysis(spec: DemoSpec, device: str) -> JNEAnalysis:
     return JNEAnalysis(device=device, hidden=spec.hidden, n_blocks=2, activation="relu", max_epochs=spec.max_epochs,
                        patience=8, n_boot=spec.n_boot, seed=spec.seed, fit_batch_size=spec.fit_batch_size,
@@ -187,6 +313,22 @@ def _demo_vertices(spec: DemoSpec) -> pd.DataFrame:
         keep = vertices.groupby("roi", sort=False).cumcount().to_numpy() % spec.vertex_stride == 0
         vertices = vertices[keep].reset_index(drop=True)
     return vertices
+
+
+class _one_thread_on_cpu:
+    """Run on one torch thread on a CPU: the per-ROI encoders are small, and several threads
+    contending for a busy 2-core machine make them many times slower."""
+
+    def __init__(self, analysis: JNEAnalysis):
+        self.cpu = analysis.check_params().type == "cpu"
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        if self.cpu:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
 
 
 def build_demo(out, *, small: bool = False, seed: int = 0, device: str = "auto", overwrite: bool = False,
@@ -215,16 +357,19 @@ def build_demo(out, *, small: bool = False, seed: int = 0, device: str = "auto",
     spec.seed = seed
     spec.trunk = trunk or spec.trunk
     vertices = _demo_vertices(spec)
-    sim = simulate_responses(vertices, spec)
     analysis = _build_analysis(spec, device)
     rois, levels = vertices["roi"].to_numpy(), vertices["level"].to_numpy()
-    analysis.fit(sim["X"], sim["Y"], groups=sim["categories"], rois=rois, levels=levels, progress=progress)
+    with _one_thread_on_cpu(analysis):
+        sim = simulate_responses(vertices, spec)
+        analysis.fit(sim["X"], sim["Y"], groups=sim["categories"], rois=rois, levels=levels, progress=progress)
     annotate = dict(space="fsLR32k", rois=rois, levels=levels, vertex_index=vertices["vertex"].to_numpy(),
                     hemi=vertices["hemi"].to_numpy())
-    extra = {"true_nonlinearity": sim["true_nonlinearity"], "planted_snr": sim["snr"]}
+    extra = {"true_nonlinearity": sim["true_nonlinearity"], "planted_amplitude": sim["planted_amplitude"],
+             "planted_snr": sim["snr"]}
     demo = {"small": small, "seed": seed, "spec": dict(spec.__dict__), "categories": list(CATEGORIES),
             "planted_category_gain": sim["category_gain"], "level_nonlinearity": LEVEL_NONLINEARITY,
-            "intermediate_steps": _INTERMEDIATE_STEP, "margin": MARGIN, "null_rois": list(NULL_ROIS)}
+            "intermediate_steps": _INTERMEDIATE_STEP, "true_selectivity": sim["true_selectivity"],
+            "margin": MARGIN, "null_rois": list(NULL_ROIS)}
     truth = truth_table(vertex_table(analysis, extra_columns=extra, **annotate), analysis.jne_ss_,
                         analysis.groups_["category"].to_numpy(), demo, n_boot=n_boot_truth, seed=seed)
     demo["truth"] = {"n_boot": n_boot_truth, "claims": len(truth), "passed": int(truth["passed"].sum())}
@@ -258,9 +403,11 @@ RULES = {
 }
 
 
-def _row(claim, kind, planted, statistic, measured, boot, threshold, rule) -> dict:
+def _row(claim, kind, planted, statistic, measured, boot, threshold, rule, alpha: float = 0.05) -> dict:
+    """One claim; the CI is the central (1 - alpha) percentile interval of the replicates ``boot``."""
     boot = np.asarray(boot, dtype=float)
-    lo, hi = (np.nanpercentile(boot, [2.5, 97.5]) if np.isfinite(boot).any() else (np.nan, np.nan))
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    lo, hi = (np.nanpercentile(boot, q) if np.isfinite(boot).any() else (np.nan, np.nan))
     passed = bool(np.isfinite(measured) and RULES[rule](measured, lo, hi, threshold))
     return dict(claim=claim, kind=kind, planted=planted, statistic=statistic, measured=float(measured),
                 ci_low=float(lo), ci_high=float(hi), threshold=float(threshold), rule=rule, passed=passed)
@@ -280,14 +427,28 @@ def _stratified_counts(labels, n_boot: int, rng) -> np.ndarray:
     return W
 
 
-def _category_rows(jne_ss, cats, rois, sig, planted_gain: dict, W) -> list:
+def _planted_ratio(true_sel: dict, roi: str, cat: str | None = None) -> str:
+    """The planted response's own MoM ratio (``true_selectivity``): planted category / best other,
+    or top / runner-up."""
+    mom = true_sel.get(roi)
+    if not mom:
+        return ""
+    if cat is None:
+        top, runner = sorted(mom.values())[::-1][:2]
+        return f"; planted top / runner-up {top / runner:.2f}"
+    return f"; planted ratio {mom[cat] / max(v for c, v in mom.items() if c != cat):.2f}"
+
+
+def _category_rows(jne_ss, cats, rois, sig, planted_gain: dict, W, true_sel=None) -> list:
     """Claims on JNE-SS by category: each planted category tops its parcel; V1-V4 have no leader.
 
     MoM (mean over a parcel's significant vertices of the mean JNE-SS over a category's test
     stimuli) is linear in the rows, so each replicate is ``W @ series`` per category.
     """
     names = np.array(sorted(set(cats)))
-    wanted = [r for r in list(planted_gain) + list(NULL_ROIS) if (sig & (rois == r)).any()]
+    # a fixed order (the manifest stores the gains with sorted keys): by category, then parcel
+    order = sorted(planted_gain, key=lambda r: (min(CATEGORIES.index(c) for c in planted_gain[r]), r))
+    wanted = [r for r in order + list(NULL_ROIS) if (sig & (rois == r)).any()]
     S = np.stack([np.asarray(jne_ss[:, sig & (rois == r)], dtype=np.float64).mean(1) for r in wanted], 1)
     mom = np.stack([(W[:, cats == g] @ S[cats == g]) / (cats == g).sum() for g in names], 1)  # (B+1, C, R)
     rows = []
@@ -297,15 +458,19 @@ def _category_rows(jne_ss, cats, rois, sig, planted_gain: dict, W) -> list:
             for cat, gain in planted_gain[roi].items():
                 k = int(np.flatnonzero(names == cat)[0])
                 ratio = m[:, k] / np.delete(m, k, axis=1).max(1)
-                rows.append(_row(f"{roi}: {cat} is the top category", "category", f"{cat} gain {gain:g}",
+                rows.append(_row(f"{roi}: {cat} is the top category", "category",
+                                 f"{cat} gain {gain:g}" + _planted_ratio(true_sel or {}, roi, cat),
                                  f"MoM({cat}) / max MoM(other categories)", ratio[0], ratio[1:], MARGIN,
                                  "ci_low >= threshold"))
-        else:
+        else:  # one test per null parcel: a Bonferroni-corrected CI keeps the family's false alarms at 5%
             top, runner = np.argsort(m[0])[::-1][:2]
             ratio = m[:, top] / m[:, runner]
-            rows.append(_row(f"{roi}: no category leads", "no category", "no category gain",
-                             f"MoM({names[top]}) / MoM({names[runner]}) (top / runner-up)", ratio[0], ratio[1:],
-                             1.0, "ci_low <= threshold"))
+            alpha = 0.05 / sum(r not in planted_gain for r in wanted)
+            rows.append(_row(f"{roi}: no category leads", "no category",
+                             "no category gain" + _planted_ratio(true_sel or {}, roi),
+                             f"MoM({names[top]}) / MoM({names[runner]}) (top / runner-up); "
+                             f"{100 * (1 - alpha):g}% CI (Bonferroni over {len(wanted) - len(planted_gain)} parcels)",
+                             ratio[0], ratio[1:], 1.0, "ci_low <= threshold", alpha=alpha))
     return rows
 
 
@@ -321,30 +486,29 @@ def _rowwise_spearman(a, b) -> np.ndarray:
 
 def _spread_text(demo: dict, level: str) -> str:
     spec = demo.get("spec", {})
-    mean = LEVEL_NONLINEARITY.get(level) if level != "intermediate" else "/".join(
-        f"{v:g}" for v in _INTERMEDIATE_STEP.values())
-    return (f"true_nonlinearity {mean} x lognormal(parcel sd {spec.get('parcel_spread')}, "
+    steps = demo.get("intermediate_steps", _INTERMEDIATE_STEP)
+    mean = ("/".join(f"{steps[r]:g}" for r in steps) + f" ({'/'.join(steps)})" if level == "intermediate"
+            else f"{demo.get('level_nonlinearity', LEVEL_NONLINEARITY).get(level)}")
+    parcel = f"parcel sd {spec.get('parcel_spread')}, " if level in ("higher", "other") else ""
+    return (f"true_nonlinearity: JNE of the planted response; amplitude {mean} x lognormal({parcel}"
             f"vertex sd {spec.get('vertex_spread')})")
 
 
-def _vertex_rows(jne_ss, v: pd.DataFrame, sig, demo: dict, W, rng) -> list:
+def _vertex_rows(v: pd.DataFrame, sig, demo: dict, rng, n_boot: int) -> list:
     """Claims on JNE over significant vertices: within-level Spearman with the planted
     nonlinearity (vertices, and ROI means where a level has >= 4 ROIs) and the level order.
 
-    Each replicate resamples the test rows (``W``: JNE = sqrt(mean JNE-SS), exact for the
-    observed row 0) and the significant vertices within each ROI.
+    Each replicate resamples the significant vertices within each ROI (pairs of JNE and planted
+    nonlinearity, so each vertex's own estimation noise stays in).
     """
     cols = np.flatnonzero(sig)
-    n_rep = len(W)
-    jne = np.sqrt(np.maximum(W @ np.asarray(jne_ss[:, cols], dtype=np.float32) / W.shape[1], 0))
-    jne[0] = v["jne"].to_numpy(dtype=float)[cols]  # the bundle's own JNE for the point estimates
-    t = v["true_nonlinearity"].to_numpy(dtype=float)[cols]
+    jne, t = v["jne"].to_numpy(dtype=float)[cols], v["true_nonlinearity"].to_numpy(dtype=float)[cols]
     roi, level = v["roi"].to_numpy().astype(str)[cols], v["level"].to_numpy().astype(str)[cols]
-    pick = np.tile(np.arange(len(cols)), (n_rep, 1))
-    for r in np.unique(roi):  # resample vertices within each ROI (replicate 0 keeps them all)
+    pick = np.tile(np.arange(len(cols)), (n_boot + 1, 1))
+    for r in np.unique(roi):  # replicate 0 is the observed sample
         idx = np.flatnonzero(roi == r)
-        pick[1:, idx] = idx[rng.integers(0, len(idx), (n_rep - 1, len(idx)))]
-    J, T = np.take_along_axis(jne, pick, 1), t[pick]
+        pick[1:, idx] = idx[rng.integers(0, len(idx), (n_boot, len(idx)))]
+    J, T = jne[pick], t[pick]
     rows, means = [], {}
     for lv in [x for x in ("primary", "intermediate", "higher", "other") if (level == x).any()]:
         s = np.flatnonzero(level == lv)
@@ -354,7 +518,7 @@ def _vertex_rows(jne_ss, v: pd.DataFrame, sig, demo: dict, W, rng) -> list:
                          0.5, "measured >= threshold"))
         names = np.unique(roi[s])
         if len(names) >= 4:
-            onehot = (roi[s][:, None] == names[None]).astype(np.float32)
+            onehot = (roi[s][:, None] == names[None]).astype(float)
             onehot /= onehot.sum(0)
             rho = _rowwise_spearman(J[:, s] @ onehot, T[:, s] @ onehot)
             rows.append(_row(f"{lv}: JNE ranks the ROIs as planted", "spearman rois", _spread_text(demo, lv),
@@ -364,8 +528,8 @@ def _vertex_rows(jne_ss, v: pd.DataFrame, sig, demo: dict, W, rng) -> list:
     order = [lv for lv in ("primary", "intermediate", "higher") if lv in means]
     for a, b in zip(order, order[1:]):
         ratio = means[b] / means[a]
-        rows.append(_row(f"JNE rises from {a} to {b}", "level order", "level means "
-                         f"{LEVEL_NONLINEARITY[a]:g} -> {LEVEL_NONLINEARITY[b]:g}",
+        levels = demo.get("level_nonlinearity", LEVEL_NONLINEARITY)
+        rows.append(_row(f"JNE rises from {a} to {b}", "level order", f"level {levels[a]:g} -> {levels[b]:g}",
                          f"mean JNE({b}) / mean JNE({a})", ratio[0], ratio[1:], 1.0, "ci_low > threshold"))
     return rows
 
@@ -376,12 +540,13 @@ def _detection_rows(v: pd.DataFrame, demo: dict, rng, n_boot: int) -> list:
         return []
     snr, sig = v["planted_snr"].to_numpy(dtype=float), v["significant"].to_numpy(dtype=bool)
     frac = demo.get("spec", {}).get("noise_fraction")
+    snr_range = ", ".join(f"{x:g}" for x in demo.get("spec", {}).get("snr_range", ()))  # a tuple, or a list from JSON
     rows = []
     for claim, mask, planted, thr, rule in (
             ("pure-noise vertices are rejected", snr == 0, f"{frac} of vertices with SNR 0", 0.1,
              "measured <= threshold"),
-            ("vertices with SNR > 1 are detected", snr > 1, "SNR log-uniform in "
-             f"{demo.get('spec', {}).get('snr_range')}", 0.9, "measured >= threshold")):
+            ("signal vertices are detected", snr > 0, f"SNR log-uniform in [{snr_range}]",
+             0.9, "measured >= threshold")):
         s = sig[mask].astype(float)
         boot = s[rng.integers(0, len(s), (n_boot, len(s)))].mean(1) if len(s) else []
         rows.append(_row(claim, "detection", planted, f"fraction significant of {len(s)} vertices",
@@ -404,8 +569,9 @@ def truth_table(vertices: pd.DataFrame, jne_ss, categories, demo: dict, *, n_boo
     demo : dict
         The manifest's ``demo`` record (``planted_category_gain``, ``spec``).
     n_boot, seed : int
-        Bootstrap resamples (test stimuli within each category; for the JNE claims also the
-        significant vertices within each ROI) and their seed. CIs are 2.5-97.5 percentiles.
+        Bootstrap resamples and their seed: the test stimuli within each category for the
+        category claims, the significant vertices within each ROI for the JNE claims, the vertices
+        for the detection rates. CIs are 2.5-97.5 percentiles.
 
     Returns
     -------
@@ -419,8 +585,8 @@ def truth_table(vertices: pd.DataFrame, jne_ss, categories, demo: dict, *, n_boo
     sig = v["significant"].to_numpy(dtype=bool) & np.isfinite(v["jne"].to_numpy(dtype=float))
     W = _stratified_counts(cats, n_boot, rng)
     rows = _category_rows(jne_ss, cats, v["roi"].to_numpy().astype(str), sig,
-                          demo.get("planted_category_gain", {}), W)
-    rows += _vertex_rows(jne_ss, v, sig, demo, W, rng)
+                          demo.get("planted_category_gain", {}), W, demo.get("true_selectivity"))
+    rows += _vertex_rows(v, sig, demo, rng, n_boot)
     rows += _detection_rows(v, demo, rng, n_boot)
     return pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
 
@@ -451,7 +617,8 @@ def planted_recovery(bundle, *, n_boot: int = 1000, seed: int = 0) -> dict:
 
 def truth_markdown(table: pd.DataFrame) -> str:
     """The truth table as a markdown table (for the sample's README)."""
-    lines = ["| claim | planted | statistic | measured | 95% CI | needs | passed |", "|---|---|---|---|---|---|---|"]
+    lines = ["| claim | planted | statistic | measured | CI (95% unless stated) | needs | passed |",
+             "|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         need = r.rule.replace("threshold", f"{r.threshold:g}")
         lines.append(f"| {r.claim} | {r.planted} | {r.statistic} | {r.measured:.3g} | "

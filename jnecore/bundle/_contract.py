@@ -66,6 +66,7 @@ TABLES = {
     "level_tests": "one-sided level-vs-level tests of JNE with BH-FDR (ROI hierarchy page)",
     "roi_group": "MoM per ROI and stimulus category (Stimulus selectivity page)",
     "roi_cluster": "MoM per ROI and stimulus cluster (Stimulus selectivity page)",
+    "truth": "simulated bundles (jne demo): each planted item, its recovery and bootstrap CI (no page reads it yet)",
 }
 #: the settings every stored summary was computed with: what a reader must ask for to reuse it
 STORED_SUMMARY = {"metric": "jne", "significant_only": True}
