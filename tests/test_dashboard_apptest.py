@@ -368,15 +368,26 @@ def test_simulations_present_and_missing(folder, roots):
 
 
 def test_simulations_from_before_the_comparison(folder, roots, tmp_path):
-    """The committed sample's simulations tables (no architecture / init / CI columns, no order or
-    pairs tables): a one-line note, the old figure, no crash."""
+    """Simulations tables written before the comparison (no architecture / init / CI columns, no order
+    or pairs tables; made here from the sample's, as jnecore 0.x wrote them): a one-line note, the old
+    figure, no crash."""
     import shutil
+
+    import pandas as pd
 
     sample = Path(__file__).resolve().parents[1] / "sample_data" / "sample" / "simulations"
     old = tmp_path / "old_sims"
     shutil.copytree(folder / "a_demo", old)
     shutil.rmtree(old / "simulations")
     shutil.copytree(sample, old / "simulations")
+    sims = old / "simulations"
+    for name, columns in (("placement", ["activation", "placement", "repeat", "jne"]),
+                          ("placement_summary", ["activation", "placement", "mean", "std", "sem", "n", "rank"])):
+        t = pd.read_parquet(sims / f"{name}.parquet")
+        t = t[(t["architecture"] == "residual") & (t["init"] == "default")][columns].reset_index(drop=True)
+        t.to_parquet(sims / f"{name}.parquet", index=False)
+    for name in ("placement_order", "placement_pairs"):
+        (sims / f"{name}.parquet").unlink()
     assert not (old / "simulations" / "placement_order.parquet").exists()
     roots(old)
     at = run_page("5_Simulations.py")
