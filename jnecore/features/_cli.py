@@ -54,7 +54,10 @@ def cmd_features(a):
         t2 = time.perf_counter()
     finally:
         images.close()
-    print(f"wrote {out}: {len(images)} images x {len(model.layer_names) if a.layers == 'all' else a.layers} layers "
+    from . import select_layers
+
+    n_layers = len(select_layers(a.layers, model.layer_names))
+    print(f"wrote {out}: {len(images)} images x {n_layers} layers "
           f"of {model.name} ({model.device.type}); load {t1 - t0:.1f}s, extract {t2 - t1:.1f}s "
           f"({len(images) / max(t2 - t1, 1e-9):.1f} images/s)")
     print(f"next: jne run --features {out}:{model.layer_names[-1]} ...")

@@ -30,9 +30,9 @@ def _offline_hint(name: str, family: str) -> str:
              "timm": f"the Hugging Face cache ({hf_home}/hub), where timm keeps its weights",
              "open_clip": f"a local file, then the Hugging Face cache ({hf_home}/hub) and open_clip's cache "
                           f"({Path.home() / '.cache' / 'clip'})"}[family]
-    how = {"hf": f"`huggingface-cli download {name}` on a machine with network (then copy the cache), "
+    how = {"hf": f"`hf download {name}` on a machine with network (then copy the cache), "
                  "a local model folder as --model, or --allow-download",
-           "timm": f"`huggingface-cli download timm/{name}`, or --allow-download",
+           "timm": f"`hf download timm/{name}`, or --allow-download",
            "open_clip": "a local weights file as open_clip:ARCH/PATH, or --allow-download"}[family]
     return f"no weights found offline; looked in {where}. Provide them with {how}"
 
