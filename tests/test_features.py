@@ -260,3 +260,86 @@ def test_timm_vit_matches_its_own_forward(tmp_path, images_npy):
     assert len(hidden) == 3
     for h, (_, prefix) in zip(hidden[1:], inter):
         torch.testing.assert_close(h[:, 0], prefix[:, 0])
+
+
+def test_resume_refuses_another_extraction(vit_dir, images_npy, tmp_path, monkeypatch):
+    from jnecore.features import _images
+
+    out = tmp_path / "r.h5"
+    real = _images.ArrayImages.read
+    monkeypatch.setattr(_images.ArrayImages, "read",
+                        lambda self, s, e: (_ for _ in ()).throw(KeyboardInterrupt) if s >= 4 else real(self, s, e))
+    with pytest.raises(KeyboardInterrupt):
+        _run(vit_dir, images_npy, out, batch_size=4)
+    monkeypatch.setattr(_images.ArrayImages, "read", real)
+    with pytest.raises(InputError, match="its pooling differs"):
+        _run(vit_dir, images_npy, out, batch_size=4, pooling="mean", resume=True)
+    other = tmp_path / "other.npy"
+    np.save(other, np.load(images_npy)[:, :20])
+    with pytest.raises(InputError, match="its images differ"):
+        _run(vit_dir, other, out, batch_size=4, resume=True)
+
+
+def test_cli_interrupt_keeps_rows_for_resume(vit_dir, images_npy, tmp_path, capsys, monkeypatch):
+    from jnecore.features import _images
+
+    real = _images.ArrayImages.read
+    monkeypatch.setattr(_images.ArrayImages, "read",
+                        lambda self, s, e: (_ for _ in ()).throw(KeyboardInterrupt) if s >= 5 else real(self, s, e))
+    out = tmp_path / "i.h5"
+    args = ("--images", images_npy, "--model", vit_dir, "--out", out, "--quiet", "--batch-size", "5")
+    code, _, err = _cli(capsys, *args)
+    assert code == 130 and err.count("\n") == 1
+    assert "interrupted" in err and "rerun with --resume" in err and not out.exists()
+    monkeypatch.setattr(_images.ArrayImages, "read", real)
+    code, _, err = _cli(capsys, *args, "--resume")
+    assert code == 0, err
+    np.testing.assert_allclose(read_array(f"{out}:block02"), _reference(vit_dir, np.load(images_npy))[2],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_hf_clip_image_tower_matches_its_own_forward(tmp_path, images_npy):
+    """A CLIP checkpoint (text + vision) loads as its image tower, with CLIP's resize + crop."""
+    torch.manual_seed(0)
+    cfg = transformers.CLIPConfig(
+        text_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                         vocab_size=99, max_position_embeddings=16),
+        vision_config=dict(hidden_size=24, num_hidden_layers=3, num_attention_heads=2, intermediate_size=48,
+                           image_size=32, patch_size=8),
+        projection_dim=8)
+    transformers.CLIPModel(cfg).save_pretrained(tmp_path / "clip")
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        tmp_path / "clip")
+    out = _run(tmp_path / "clip", images_npy, tmp_path / "c.h5", batch_size=4)
+    data, attrs = _content(out)
+    assert json.loads(attrs["layers"]) == ["embedding", "block01", "block02", "block03"]
+    assert json.loads(attrs["preprocessing"])["crop_size"] == {"height": 32, "width": 32}
+    proc = transformers.CLIPImageProcessor.from_pretrained(tmp_path / "clip")
+    tower = transformers.CLIPVisionModel.from_pretrained(tmp_path / "clip").eval()
+    px = proc(images=list(np.load(images_npy)), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        hs = tower(pixel_values=px, output_hidden_states=True).hidden_states
+    assert len(hs) == 4
+    for name, h in zip(json.loads(attrs["layers"]), hs):
+        assert data[name].shape == (11, 24)
+        np.testing.assert_allclose(data[name], h[:, 0].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_is_close_to_float32(vit_dir, images_npy, tmp_path):
+    ref, _ = _content(_run(vit_dir, images_npy, tmp_path / "f32.h5"))
+    model = load_model(str(vit_dir), device="cpu", dtype="bfloat16")
+    src = open_images(images_npy)
+    out = extract_features(src, model, tmp_path / "bf16.h5", progress=False)
+    src.close()
+    low, attrs = _content(out)
+    assert attrs["dtype"] == "bfloat16" and low["block02"].dtype == np.float32
+    err = np.abs(low["block02"] - ref["block02"]).max() / np.abs(ref["block02"]).max()
+    assert 0 < err < 0.05
+
+
+def test_broken_model_folder_is_one_line(tmp_path, images_npy, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    code, _, err = _cli(capsys, "--images", images_npy, "--model", tmp_path / "m", "--out", tmp_path / "o.h5",
+                        "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "cannot load the model" in err, err

@@ -39,6 +39,8 @@ def cmd_features(a):
     out = Path(a.out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError("--out", f"{out}: must end in .h5 or .hdf5")
+    if out.is_dir():
+        raise InputError(out, "is a directory: --out names the .h5 file to write")
     if out.exists() and not a.overwrite:
         raise InputError(out, "exists: choose another --out or pass --overwrite")
     if a.pooling not in ("cls", "mean"):

@@ -77,9 +77,12 @@ def _header(model, layers, pooling, source) -> dict:
 def _same_run(fh, header, ids) -> str | None:
     """Why the partial file ``fh`` cannot be resumed with ``header`` / ``ids`` (None if it can)."""
     for k, v in header.items():
-        if k == "source":
-            continue
-        if str(fh.attrs.get(k)) != str(v):
+        if k == "source":  # the same images may have moved: compare what they are, not where
+            old = {k: v for k, v in json.loads(fh.attrs.get(k, "{}")).items() if k != "path"}
+            v = {k: v for k, v in json.loads(v).items() if k != "path"}
+            if old != v:
+                return "its images differ"
+        elif str(fh.attrs.get(k)) != str(v):
             return f"its {k} differs"
     stored = fh["stimulus_ids"].asstr()[()]
     if len(stored) != len(ids) or list(stored) != list(ids):

@@ -98,6 +98,9 @@ class ArrayImages(ImageSource):
         block = np.asarray(self._array[start:stop])  # one batch read from disk
         return [Image.fromarray(a, mode="RGB") for a in block]
 
+    def describe(self) -> dict:
+        return {**super().describe(), "shape": [int(x) for x in self._array.shape]}
+
     def close(self):
         if self._handle is not None:
             self._handle.close()

@@ -92,9 +92,9 @@ def _hf(name, device, dtype, allow_download):
     try:
         processor = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=local)
         model = transformers.AutoModel.from_pretrained(name, local_files_only=local)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # transformers raises OSError when offline, others for a broken folder
         msg = _first_line(exc)
-        if Path(name).is_dir() or not local:
+        if Path(name).is_dir() or not local or not isinstance(exc, OSError):
             raise InputError(name, f"cannot load the model ({msg})") from None
         raise InputError(name, _offline_hint(name, "hf")) from None
     if hasattr(model, "vision_model"):  # CLIP, SigLIP...: the image tower only
