@@ -343,3 +343,14 @@ def test_broken_model_folder_is_one_line(tmp_path, images_npy, capsys):
     code, _, err = _cli(capsys, "--images", images_npy, "--model", tmp_path / "m", "--out", tmp_path / "o.h5",
                         "--quiet")
     assert code == 2 and err.count("\n") == 1 and "cannot load the model" in err, err
+
+
+def test_jne_run_names_the_layers_of_a_features_file(vit_dir, images_npy, tmp_path, capsys):
+    out = _run(vit_dir, images_npy, tmp_path / "f.h5")
+    np.save(tmp_path / "R.npy", np.zeros((11, 4), np.float32))
+    code = main(["run", "--features", f"{out}:block7", "--responses", str(tmp_path / "R.npy"),
+                 "--out", str(tmp_path / "res"), "--space", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "has no layer 'block7' (its layers: embedding, block01, block02)" in err
+    assert not (tmp_path / "res").exists()
