@@ -1,4 +1,4 @@
-"""The ``jne`` command line: run, nsd-prepare, info, simulate, demo, dashboard.
+"""The ``jne`` command line: run, nsd-prepare, info, simulate, demo, dashboard, features.
 
 Bad input ends with one line ``error: <file>: <problem>`` on stderr and exit code 2, no traceback
 and no partial output. Ctrl-C (SIGINT) or SIGTERM ends a command with one line and exit code 130
@@ -21,6 +21,7 @@ from pathlib import Path
 from ._atomic import check_out, replace_dir
 from ._run_cli import add_run_parser, cli_message, cmd_run, flag_for
 from .cancel import Terminated, clear_stop, request_stop, stop_requested
+from .features._cli import add_features_parser, cmd_features, interrupt_note
 from .validation import InputError
 
 __all__ = ["main"]
@@ -260,7 +261,7 @@ def _add_info(sub):
 
 
 COMMANDS = {"run": cmd_run, "nsd-prepare": _cmd_nsd, "info": _cmd_info, "simulate": _cmd_simulate,
-            "demo": _cmd_demo, "dashboard": _cmd_dashboard}
+            "demo": _cmd_demo, "dashboard": _cmd_dashboard, "features": cmd_features}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"jnecore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_run_parser, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard):
+    for add in (add_run_parser, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard, add_features_parser):
         add(sub)
     return parser
 
@@ -305,6 +306,8 @@ def _interrupt_message(args) -> str:
         ck = checkpoint_dir_for(args.out)
         if any(ck.glob("*.safetensors")):
             msg += f" (fitted encoders kept in {ck}: rerun with --resume to reuse them)"
+    elif args.command == "features":
+        msg += interrupt_note(args)
     return msg
 
 

@@ -8,7 +8,8 @@ Formats
 -------
 arrays (:func:`read_array`)
     ``.npy``; ``.npz`` (``FILE:key``, the key may be left out when the archive holds one array);
-    ``.h5`` / ``.hdf5`` (``FILE:dataset``, likewise); ``.parquet``, ``.csv`` and ``.tsv`` tables
+    ``.h5`` / ``.hdf5`` (``FILE:dataset``, likewise; a ``jne features`` file: ``FILE.h5:layer``);
+    ``.parquet``, ``.csv`` and ``.tsv`` tables
     whose columns are all numeric (a CSV without a header row is recognised: every header cell
     parses as a number).
 labels (:func:`read_labels`)
@@ -178,6 +179,15 @@ def _load_h5(path: Path, key):
 
     try:
         with h5py.File(path, "r") as fh:
+            layers = fh.attrs.get("layers") if fh.attrs.get("format") == "jne-features" else None
+            if layers is not None:  # a `jne features` file: FILE.h5:layer
+                import json
+
+                layers = json.loads(layers)
+                if key is None or key not in layers:
+                    what = "name one as FILE.h5:layer" if key is None else f"has no layer {key!r}"
+                    raise InputError(path, f"{what} (its layers: {', '.join(layers)})")
+                return fh[key][()]
             names = []
             fh.visititems(lambda n, obj: names.append(n) if isinstance(obj, h5py.Dataset) else None)
             if key is None:
