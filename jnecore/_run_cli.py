@@ -265,7 +265,6 @@ def cmd_run(a):
     """``jne run``: options -> JNEAnalysis -> run_pipeline -> one line per warning, then the path."""
     from .analysis import JNEAnalysis
     from .bundle import SPACES
-    from .pipeline import checkpoint_dir_for, run_pipeline
     from .validation import check_choice
 
     params = {k: v for k, v in vars(a).items() if k in ESTIMATOR_OPTIONS}  # the options given
@@ -285,9 +284,19 @@ def cmd_run(a):
     analysis.check_params()
     if analysis.grouping == "categories" and not a.categories:
         raise InputError("--groups", "'categories' needs --categories")
-    from ._atomic import check_out
+    from ._atomic import check_out, lock_out
 
-    check_out(Path(a.out), a.overwrite)
+    with lock_out(Path(a.out)):  # a second writer of this --out fails at once, naming our PID
+        check_out(Path(a.out), a.overwrite)
+        path, warnings, run_warnings = _run_locked(a, analysis)
+    for w in warnings + run_warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {path}")
+
+
+def _run_locked(a, analysis):
+    from .pipeline import checkpoint_dir_for, run_pipeline
+
     inputs, warnings, resp_source = read_run_inputs(a)
     try:
         path, run_warnings = run_pipeline(analysis=analysis, out=Path(a.out), overwrite=a.overwrite,
@@ -299,6 +308,4 @@ def cmd_run(a):
         files = {"Y": resp_source, "responses": resp_source, "X": a.features, "test_index": a.test_index,
                  "groups": a.categories, "categories": a.categories}
         raise InputError(files.get(exc.source) or flag_for(exc.source), exc.problem) from None
-    for w in warnings + run_warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(f"wrote {path}")
+    return path, warnings, run_warnings

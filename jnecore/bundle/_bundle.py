@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._atomic import check_out, replace_dir
+from .._atomic import check_out, out_state, replace_dir, tmp_prefix
 from ..atlas import LEVELS
 from ..validation import InputError
 from ._contract import (FILES, REQUIRED_STIMULUS_COLUMNS, REQUIRED_VERTEX_COLUMNS, SCHEMA_VERSION, SPACES,
@@ -89,6 +89,7 @@ def write_bundle(out, *, vertices: pd.DataFrame, jne_ss: np.ndarray, stimuli: pd
 
     out = Path(out)
     check_out(out, overwrite)
+    seen = out_state(out)
     man = dict(manifest)
     man.setdefault("schema_version", SCHEMA_VERSION)
     man.setdefault("jnecore_version", __version__)
@@ -100,7 +101,7 @@ def write_bundle(out, *, vertices: pd.DataFrame, jne_ss: np.ndarray, stimuli: pd
     _check_parts(out, vertices, np.asarray(jne_ss), stimuli, man)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=tmp_prefix(out)))
     try:
         vertices.reset_index(drop=True).to_parquet(tmp / FILES["vertices"], index=False)
         stimuli.reset_index(drop=True).to_parquet(tmp / FILES["stimuli"], index=False)
@@ -114,7 +115,7 @@ def write_bundle(out, *, vertices: pd.DataFrame, jne_ss: np.ndarray, stimuli: pd
         if simulations is not None:
             shutil.copytree(simulations, tmp / FILES["simulations"])
         (tmp / FILES["manifest"]).write_text(json.dumps(_jsonable(man), indent=2, sort_keys=True))
-        replace_dir(tmp, out)
+        replace_dir(tmp, out, overwrite=overwrite, expect=seen)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
