@@ -260,6 +260,27 @@ def _roi_group(b, group_column: str, significant_only: bool) -> pd.DataFrame:
 
 def page_setup(title: str, icon: str = ":material/neurology:"):
     st.set_page_config(page_title=f"{title} · JNE Explorer", page_icon=icon, layout="wide")
+    require_token()
+
+
+def require_token():
+    """Stop the page unless this browser session opened the address with the server's token.
+
+    The token comes from ``jne dashboard`` (``JNE_DASHBOARD_TOKEN``); without one, nothing is
+    asked. Accepted once per session, so moving between pages keeps access.
+    """
+    import hmac
+
+    want = os.environ.get("JNE_DASHBOARD_TOKEN")
+    if not want or st.session_state.get("_jne_token_ok"):
+        return
+    given = st.query_params.get("token", "")
+    if hmac.compare_digest(str(given).encode(), want.encode()):
+        st.session_state["_jne_token_ok"] = True
+        return
+    st.error("This dashboard needs its access token: open the address `jne dashboard` printed "
+             "(it ends in ?token=...).")
+    st.stop()
 
 
 def _persist(key: str, widget_key: str):

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 
-from ._atomic import check_out, replace_dir
+from ._atomic import check_out, replace_dir, tmp_prefix
 from ._run_cli import add_run_parser, cli_message, cmd_run, flag_for
 from .cancel import Terminated, clear_stop, request_stop, stop_requested
 from .features._cli import add_features_parser, cmd_features, interrupt_note
@@ -162,7 +162,7 @@ def _cmd_simulate(a):
     out = Path(a.out)
     target = out / "simulations" if (out / "manifest.json").is_file() else out
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=tmp_prefix(target)))
     try:
         summary = run_simulations(tmp, repeats=a.repeats, seed=a.seed, device=a.device,
                                   architectures=tuple(dict.fromkeys(a.arch)), inits=tuple(dict.fromkeys(a.init)),
@@ -247,12 +247,15 @@ def _add_dashboard(sub):
     p.add_argument("paths", nargs="*", help="bundles or folders holding bundles (default: the sample bundle)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--headless", action="store_true", help="do not open a browser")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs a token and warns)")
+    p.add_argument("--token", default=None, help="access token (generated when --host is not loopback)")
 
 
 def _cmd_dashboard(a):
     from .dashboard_launch import launch
 
-    return launch(a.paths, port=a.port, headless=a.headless)
+    return launch(a.paths, port=a.port, headless=a.headless, host=a.host, token=a.token)
 
 
 def _add_info(sub):

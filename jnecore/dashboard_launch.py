@@ -10,10 +10,13 @@ from pathlib import Path
 
 from .validation import InputError
 
-__all__ = ["app_path", "default_bundle_roots", "launch", "ROOTS_ENV"]
+__all__ = ["app_path", "default_bundle_roots", "launch", "ROOTS_ENV", "TOKEN_ENV"]
 
 #: environment variable carrying the bundle roots (os.pathsep-separated) to the app
 ROOTS_ENV = "JNE_BUNDLE_ROOTS"
+#: environment variable carrying the access token to the app (pages refuse a session without it)
+TOKEN_ENV = "JNE_DASHBOARD_TOKEN"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def app_path() -> Path:
@@ -31,19 +34,38 @@ def default_bundle_roots() -> list:
     return [str(sample_data_dir())]
 
 
-def launch(paths, *, port: int = 8501, headless: bool = False) -> int:
-    """Run ``streamlit run dashboard/app.py`` with the bundle roots; returns its exit code."""
+def launch(paths, *, port: int = 8501, headless: bool = False, host: str = "127.0.0.1",
+           token: str | None = None) -> int:
+    """Run ``streamlit run dashboard/app.py`` with the bundle roots; returns its exit code.
+
+    Listens on ``host`` (loopback by default, like Jupyter). Any other address prints a warning
+    and requires a token: ``token``, or one generated here; every page refuses a browser session
+    that did not open the printed ``?token=`` address. A ``token`` given on loopback is required too.
+    """
+    import secrets
+
+    if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
+        raise InputError("--token", "must be at least 8 printable characters without spaces")
     roots = [str(Path(p).resolve()) for p in paths] or default_bundle_roots()
     for r in roots:
         if not Path(r).exists():
             raise InputError(r, "no such bundle or folder")
     env = dict(os.environ)
     env[ROOTS_ENV] = os.pathsep.join(roots)
+    env.pop(TOKEN_ENV, None)
+    if host not in LOOPBACK:
+        token = token or secrets.token_urlsafe(24)
+        print(f"warning: --host {host}: the dashboard is reachable from other machines; "
+              "only browsers that open the address with its token get in", file=sys.stderr, flush=True)
+    if token:
+        env[TOKEN_ENV] = token
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.port", str(port),
-           "--browser.gatherUsageStats", "false"]
+           "--server.address", host, "--browser.gatherUsageStats", "false"]
     if headless:
         cmd += ["--server.headless", "true"]
-    print(f"JNE Explorer on http://localhost:{port}  (bundles from: {', '.join(roots)})", flush=True)
+    shown = "localhost" if host in LOOPBACK else host
+    query = f"/?token={token}" if token else ""
+    print(f"JNE Explorer on http://{shown}:{port}{query}  (bundles from: {', '.join(roots)})", flush=True)
     try:
         # cwd: Streamlit reads .streamlit/config.toml from the working directory
         return subprocess.call(cmd, env=env, cwd=app_path().parent)

@@ -89,7 +89,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._atomic import check_out, replace_dir
+from ._atomic import check_out, replace_dir, tmp_prefix
 from .validation import InputError
 
 __all__ = ["DEFAULT_ROI_SETS", "FSAVERAGE_ROI_SETS", "SUBJECT_ROI_SETS", "NSD_SPACES", "KEEP_CHOICES", "NSDPaths",
@@ -1014,7 +1014,7 @@ def write_prepared(out, contents: dict, summary: dict, *, overwrite: bool = Fals
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=tmp_prefix(out)))
     try:
         for name, value in contents.values():
             if name.endswith(".npy"):

@@ -1,0 +1,79 @@
+"""Serving to others (issue 14, item 5): loopback by default; any other address warns and needs a
+token, which every page checks once per browser session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jnecore import dashboard_launch
+from jnecore.cli import main
+
+DASH = Path(__file__).resolve().parents[1] / "dashboard"
+
+
+@pytest.fixture()
+def started(monkeypatch):
+    calls = []
+    monkeypatch.setattr(dashboard_launch.subprocess, "call", lambda cmd, env, cwd: calls.append((cmd, env)) or 0)
+    monkeypatch.delenv(dashboard_launch.TOKEN_ENV, raising=False)
+    return calls
+
+
+def _opt(cmd, name):
+    return cmd[cmd.index(name) + 1]
+
+
+def test_loopback_by_default_without_token(tmp_path, started, capsys):
+    assert main(["dashboard", str(tmp_path), "--headless"]) == 0
+    cmd, env = started[0]
+    assert _opt(cmd, "--server.address") == "127.0.0.1"
+    assert dashboard_launch.TOKEN_ENV not in env
+    out, err = capsys.readouterr()
+    assert "http://localhost:8501  (" in out and err == ""
+
+
+def test_other_host_warns_and_generates_a_token(tmp_path, started, capsys):
+    assert main(["dashboard", str(tmp_path), "--headless", "--host", "0.0.0.0"]) == 0
+    cmd, env = started[0]
+    assert _opt(cmd, "--server.address") == "0.0.0.0"
+    token = env[dashboard_launch.TOKEN_ENV]
+    assert len(token) >= 24
+    out, err = capsys.readouterr()
+    assert err.startswith("warning: --host 0.0.0.0: the dashboard is reachable from other machines")
+    assert f"http://0.0.0.0:8501/?token={token}" in out
+    assert main(["dashboard", str(tmp_path), "--headless", "--host", "0.0.0.0"]) == 0
+    assert started[1][1][dashboard_launch.TOKEN_ENV] != token  # a fresh one each start
+
+
+def test_given_token_is_used_and_checked(tmp_path, started, capsys):
+    assert main(["dashboard", str(tmp_path), "--host", "0.0.0.0", "--token", "s3cret-token"]) == 0
+    assert started[0][1][dashboard_launch.TOKEN_ENV] == "s3cret-token"
+    capsys.readouterr()
+    assert main(["dashboard", str(tmp_path), "--host", "0.0.0.0", "--token", "short"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --token: must be at least 8") and "\n" not in err
+
+
+def test_pages_refuse_a_session_without_the_token(tmp_path, monkeypatch):
+    pytest.importorskip("streamlit.testing.v1")
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("JNE_BUNDLE_ROOTS", str(tmp_path))
+    monkeypatch.setenv(dashboard_launch.TOKEN_ENV, "right-token-123")
+    for page in (DASH / "app.py", DASH / "pages" / "4_Encoding_performance.py"):
+        at = AppTest.from_file(str(page), default_timeout=120)
+        at.query_params["token"] = "wrong-token-123"
+        at.run()
+        assert not at.exception
+        assert [e.value for e in at.error] and "access token" in at.error[0].value
+        assert "_jne_token_ok" not in at.session_state
+        assert len(at.main.children) <= 2  # the page stopped at the gate
+
+        at = AppTest.from_file(str(page), default_timeout=120)
+        at.query_params["token"] = "right-token-123"
+        at.run()
+        assert not at.exception
+        assert not any("access token" in e.value for e in at.error)
+        assert at.session_state["_jne_token_ok"] is True
