@@ -80,17 +80,59 @@ def bundle_roots() -> list:
         except Exception:  # the sample data may be missing in a source checkout
             roots = []
     up = uploads_root()
-    if any(up.iterdir()):
+    if up is not None and any(up.iterdir()):
         roots.append(str(up))
     return roots
 
 
+#: an upload folder whose session has been idle this long is removed (Streamlit has no session-end hook)
+UPLOAD_TTL_S = 6 * 3600
+#: total unpacked bytes one browser session may upload (several archives together)
+SESSION_UPLOAD_QUOTA = 1024 * 1024 * 1024
+
+
 @st.cache_resource(show_spinner=False)
-def uploads_root() -> Path:
-    """A private temporary folder of this server process for uploaded bundle archives."""
+def _uploads_base() -> Path:
+    """A private temporary folder of this server process; it holds one folder per browser session."""
     import tempfile
 
     return Path(tempfile.mkdtemp(prefix="jne-uploads-"))
+
+
+def _expire_uploads(base: Path, now: float):
+    import shutil
+
+    for p in base.iterdir():
+        try:
+            if now - p.stat().st_mtime > UPLOAD_TTL_S:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def uploads_root(create: bool = False) -> Path | None:
+    """This browser session's own folder of uploaded bundle archives (None until it has one).
+
+    Other sessions never see it; it is removed after :data:`UPLOAD_TTL_S` without use.
+    """
+    import tempfile
+    import time
+
+    p = st.session_state.get("_jne_upload_dir")
+    if p and Path(p).is_dir():
+        os.utime(p)  # in use: not expired
+        return Path(p)
+    if not create:
+        return None
+    base = _uploads_base()
+    _expire_uploads(base, time.time())
+    p = Path(tempfile.mkdtemp(dir=base, prefix="session-"))
+    st.session_state["_jne_upload_dir"] = str(p)
+    return p
+
+
+def _used_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def upload_widget():
@@ -112,8 +154,14 @@ def upload_widget():
         with tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / Path(up.name).name
             archive.write_bytes(up.getbuffer())
+            mine = uploads_root(create=True)
+            left = SESSION_UPLOAD_QUOTA - _used_bytes(mine)
+            if left <= 0:
+                st.error(f"{up.name}: this session's upload quota of {SESSION_UPLOAD_QUOTA // 2**20} MB "
+                         "is used up")
+                return
             try:
-                path = extract_bundle_archive(archive, uploads_root())
+                path = extract_bundle_archive(archive, mine, max_bytes=min(MAX_ARCHIVE_BYTES, left))
             except InputError as exc:
                 st.error(f"{up.name}: {exc.problem}")
                 return
@@ -390,10 +438,20 @@ def selected_roi():
     return None if r in (None, ROI_NONE) else r
 
 
+_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def plain(text) -> str:
+    """``text`` from a bundle (untrusted) made literal for Streamlit's markdown: every ASCII
+    punctuation mark is backslash-escaped and line breaks become spaces, so no link, image, HTML or
+    emphasis in it is ever rendered (a manifest can not make the browser fetch anything)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
 def simulated_banner(bundle):
     if bundle.simulated:
         label = bundle.manifest.get("label") or "This bundle holds simulated data, not a measurement."
-        st.warning(f"**Simulated data.** {label}", icon=":material/science:")
+        st.warning(f"**Simulated data.** {plain(label)}", icon=":material/science:")
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ c[4].metric("ROIs", f"{v['roi'].nunique():,}")
 
 left, right = st.columns([3, 2])
 with left:
-    st.subheader(bundle.name)
+    st.subheader(S.plain(bundle.name))
     cfg = man.get("config", {})
     rows = [
         ("bundle folder", str(bundle.path)),
@@ -56,7 +56,7 @@ with left:
     ]
     st.dataframe(pd.DataFrame(rows, columns=["field", "value"]), hide_index=True, width="stretch")
     for w in man.get("warnings", []) or []:
-        st.info(f"Pipeline warning: {w}")
+        st.info(f"Pipeline warning: {S.plain(w)}")
     with st.expander("Full manifest (JSON)"):
         st.code(json.dumps(man, indent=2, default=str)[:200_000], language="json")
 with right:

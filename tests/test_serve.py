@@ -3,6 +3,7 @@ token, which every page checks once per browser session."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,71 @@ def test_pages_refuse_a_session_without_the_token(tmp_path, monkeypatch):
         assert not at.exception
         assert not any("access token" in e.value for e in at.error)
         assert at.session_state["_jne_token_ok"] is True
+
+
+def test_uploads_belong_to_their_session(tmp_path, monkeypatch):
+    """Two browser sessions of one server process: a folder made by one is not a root of the other."""
+    pytest.importorskip("streamlit.testing.v1")
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("JNE_BUNDLE_ROOTS", str(tmp_path))
+    monkeypatch.delenv(dashboard_launch.TOKEN_ENV, raising=False)
+
+    def script():
+        import sys
+
+        import streamlit as st
+
+        sys.path.insert(0, st.session_state["dash"])
+        import _state
+
+        if st.session_state.get("upload"):
+            up = _state.uploads_root(create=True)
+            (up / "bundle").mkdir(exist_ok=True)
+        st.session_state["roots"] = _state.bundle_roots()
+
+    a = AppTest.from_function(script, default_timeout=60)
+    a.session_state["dash"], a.session_state["upload"] = str(DASH), True
+    a.run()
+    assert not a.exception
+    mine = a.session_state["roots"]
+    assert len(mine) == 2 and mine[0] == str(tmp_path) and "session-" in Path(mine[1]).name
+
+    b = AppTest.from_function(script, default_timeout=60)
+    b.session_state["dash"], b.session_state["upload"] = str(DASH), False
+    b.run()
+    assert not b.exception
+    assert b.session_state["roots"] == [str(tmp_path)]
+
+
+def test_manifest_text_is_never_rendered(tmp_path, monkeypatch):
+    """A manifest's warnings and label reach the page as literal text: no image, link or HTML."""
+    pytest.importorskip("streamlit.testing.v1")
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from jnecore.bundle import find_bundles
+    from jnecore.sample import sample_data_dir
+
+    src = Path(find_bundles(sample_data_dir())[0])
+    dst = tmp_path / "evil"
+    shutil.copytree(src, dst)
+    man = json.loads((dst / "manifest.json").read_text())
+    evil = "![x](http://example.invalid/beacon.png) <img src=http://example.invalid/b> **bold**"
+    man["warnings"] = [evil]
+    man["label"] = evil
+    (dst / "manifest.json").write_text(json.dumps(man))
+    monkeypatch.setenv("JNE_BUNDLE_ROOTS", str(tmp_path))
+    monkeypatch.delenv(dashboard_launch.TOKEN_ENV, raising=False)
+    at = AppTest.from_file(str(DASH / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [e.value for e in at.info] + [e.value for e in at.warning]
+    assert any("beacon" in t for t in shown), shown
+    for t in shown:
+        if "beacon" in t:
+            body = t[t.index("x\\]"):]  # from the manifest's text on
+            assert not re.search(r"(?<!\\)[\[\]()<>!*]", body), body  # every mark escaped
+            assert "\\<img" in body and "\\*\\*bold\\*\\*" in body
