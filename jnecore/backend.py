@@ -28,6 +28,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("cuda was asked for but no CUDA GPU is visible: use cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{dev} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device type {dev.type!r} cannot compute here: use auto, cpu or cuda")
     return dev
 
 

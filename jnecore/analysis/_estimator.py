@@ -241,6 +241,9 @@ class JNEAnalysis(BaseEstimator):
         with self.timings_.step("split"):
             self._split_and_standardize(X, Y, split, test_index)
         te = self.split_ == "test"
+        if self.n_clusters is not None and self.grouping in ("auto", "clusters", "both") and self.n_clusters > te.sum():
+            raise InputError("n_clusters", f"must be at most the number of test stimuli ({int(te.sum())}), "
+                                           f"got {self.n_clusters}")
         with self.timings_.step("grouping"):
             cats = np.asarray(groups).astype(str)[te] if groups is not None else None
             self.groups_, self.grouping_info_, w = group_stimuli(
