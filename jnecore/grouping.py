@@ -93,7 +93,9 @@ def cluster_stimuli(features, *, k_range=None, n_clusters: int | None = None, se
         raise ValueError("features contain NaN or inf")
     perp = perplexity if perplexity is not None else min(30.0, (N - 1) / 3.0)
     perp = float(min(max(perp, 1.0), N - 1.0 - 1e-6))
-    tsne = TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed, learning_rate="auto")
+    # PCA initialisation needs two feature columns; one column starts from a random layout instead
+    init = "pca" if X.ndim == 2 and X.shape[1] >= 2 else "random"
+    tsne = TSNE(n_components=2, perplexity=perp, init=init, random_state=seed, learning_rate="auto")
     emb = tsne.fit_transform(X)
     if n_clusters is not None:
         ks = [int(n_clusters)]

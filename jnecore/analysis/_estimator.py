@@ -66,6 +66,23 @@ def _check_param(name, value, rule):
         raise InputError(name, f"must be {span}, got {value!r}")
 
 
+#: the largest magnitude whose square is finite in float32 (z-scoring squares every value)
+_HUGE = float(np.sqrt(np.finfo(np.float32).max))
+
+
+def _count_huge(a, rows: int = 2048) -> int:
+    """How many finite entries of ``a`` (N, ...) exceed :data:`_HUGE` in magnitude, read in row chunks."""
+    n = 0
+    for i in range(0, len(a), rows):
+        c = np.asarray(a[i:i + rows])
+        if c.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                n += int(np.count_nonzero(np.abs(c) > _HUGE))
+        elif c.dtype.kind in "iu":
+            n += int(np.count_nonzero(np.abs(c.astype(np.float64)) > _HUGE))
+    return n
+
+
 class _Timer(dict):
     """Seconds per stage; the stop hook is honoured between stages too."""
 
@@ -190,6 +207,11 @@ class JNEAnalysis(BaseEstimator):
         if np.dtype(Y.dtype).kind not in "biuf":
             raise InputError("Y", f"responses must be numeric, got dtype {Y.dtype}")
         N, V = Y.shape
+        for name, a, what in (("X", X, "features"), ("Y", Y, "responses")):
+            n = _count_huge(a)
+            if n:
+                raise InputError(name, f"{n} {what} value(s) above {_HUGE:.3g} in magnitude, whose squares "
+                                       "overflow float32: rescale them before fitting")
         if len(X) != N:
             raise InputError("Y", f"has {N} rows but X has {len(X)}: one row per stimulus in both")
         for name, a, n in (("split", split, N), ("groups", groups, N), ("rois", rois, V), ("levels", levels, V)):
