@@ -77,7 +77,7 @@ def _count_huge(a, rows: int = 2048) -> int:
         c = np.asarray(a[i:i + rows])
         if c.dtype.kind == "f":
             with np.errstate(invalid="ignore"):
-                n += int(np.count_nonzero(np.abs(c) > _HUGE))
+                n += int(np.count_nonzero(np.isfinite(c) & (np.abs(c) > _HUGE)))  # inf: handled elsewhere
         elif c.dtype.kind in "iu":
             n += int(np.count_nonzero(np.abs(c.astype(np.float64)) > _HUGE))
     return n
