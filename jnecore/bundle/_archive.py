@@ -31,6 +31,11 @@ __all__ = ["extract_bundle_archive", "MAX_ARCHIVE_BYTES", "MAX_ARCHIVE_FILES"]
 
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024
 MAX_ARCHIVE_FILES = 10000
+#: one member unpacked (a whole-brain jne_ss.npy of 1000 x 60k float32 is 240 MB)
+MAX_MEMBER_BYTES = 400 * 1024 * 1024
+#: unpacked / packed bytes, above 1 MB unpacked: float tables and weights pack 1-10x, a mostly-NaN
+#: jne_ss.npy up to ~100x; runs of zeros (bombs) ~1000x, deflate's ceiling
+MAX_COMPRESSION_RATIO = 200
 _CHUNK = 1 << 20
 
 
@@ -149,6 +154,17 @@ def _check_sizes(members: list, archive, *, max_files: int, max_bytes: int):
     declared = sum(size for _, is_dir, size, _ in members if not is_dir)
     if declared > max_bytes:
         raise InputError(archive, f"unpacks to {declared:,} bytes, more than the {max_bytes:,} allowed: refused")
+    biggest = max((size for _, is_dir, size, _ in members if not is_dir), default=0)
+    if biggest > MAX_MEMBER_BYTES:
+        raise InputError(archive, f"holds a member of {biggest:,} bytes, more than the {MAX_MEMBER_BYTES:,} "
+                                  "allowed per member: refused")
+    try:
+        packed = max(Path(archive).stat().st_size, 1) if declared > 1 << 20 else None
+    except OSError:
+        packed = None
+    if packed is not None and declared / packed > MAX_COMPRESSION_RATIO:
+        raise InputError(archive, f"unpacks to {declared / packed:,.0f} times its size, more than the "
+                                  f"{MAX_COMPRESSION_RATIO}:1 compression ratio allowed: refused")
 
 
 def _extract_file(arc, kind: str, member, target: Path, budget: list, max_bytes: int, archive, name: str):
