@@ -33,8 +33,8 @@ MAX_ARCHIVE_BYTES = 500 * 1024 * 1024
 MAX_ARCHIVE_FILES = 10000
 #: one member unpacked (a whole-brain jne_ss.npy of 1000 x 60k float32 is 240 MB)
 MAX_MEMBER_BYTES = 400 * 1024 * 1024
-#: unpacked / packed bytes, above 1 MB unpacked: float tables and weights pack 1-10x, a mostly-NaN
-#: jne_ss.npy up to ~100x; runs of zeros (bombs) ~1000x, deflate's ceiling
+#: unpacked / packed bytes, above 1 MB unpacked: the sample bundle zips at 1.1x, a jne_ss.npy 97.5% NaN
+#: (1000 x 20000) at 40x (measured); runs of zeros (bombs) reach ~1000x, deflate's ceiling
 MAX_COMPRESSION_RATIO = 200
 _CHUNK = 1 << 20
 
