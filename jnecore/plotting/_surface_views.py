@@ -156,3 +156,56 @@ def save_surface_figure(fig: go.Figure, out, *, width: int = 1600, height: int |
     height = height or int(fig.layout.height or width // 4)
     fig.write_image(str(out), format=fmt, width=width, height=height, scale=max(dpi, 24) / 96)
     return out
+
+
+#: bundle metrics of :func:`bundle_figure`: (column or expression, label, units, diverging)
+FIGURE_METRICS = {
+    "jne": ("JNE", "a.u.", False), "r2_linear": ("R² linear", None, False),
+    "r2_nonlinear": ("R² nonlinear", None, False), "r2_diff": ("R² nonlinear − linear", None, True),
+    "noise_ceiling": ("noise ceiling", "%", False),
+}
+
+
+def bundle_figure(bundle, metric: str = "jne", *, layout: str = "1x4", surf_mesh: str = "inflated",
+                  significant_only: bool = False, threshold=None, cmap=None, vmin=None, vmax=None) -> go.Figure:
+    """The publication figure of a bundle's map: four views, one colour bar, ROI outlines.
+
+    Parameters
+    ----------
+    bundle : jnecore.bundle.Bundle
+        A surface bundle (fsLR32k, fsaverage5 or fsaverage).
+    metric : {"jne", "r2_linear", "r2_nonlinear", "r2_diff", "noise_ceiling"}
+    significant_only : bool
+        Hide vertices that did not pass the R² test (JNE is computed on those only anyway).
+    threshold, cmap, vmin, vmax, layout, surf_mesh : see :func:`plot_surface_views`
+
+    Returns
+    -------
+    fig : go.Figure
+    """
+    if metric not in FIGURE_METRICS:
+        raise InputError("metric", f"must be one of {sorted(FIGURE_METRICS)}, got {metric!r}")
+    if bundle.space not in ("fsLR32k", "fsaverage5", "fsaverage"):
+        raise InputError("bundle", f"space {bundle.space!r} has no cortical mesh; figures need a surface bundle")
+    v = bundle.vertices
+    if metric == "r2_diff":
+        vals = (v["r2_nonlinear"] - v["r2_linear"]).to_numpy(dtype=float)
+    elif metric in v:
+        vals = v[metric].to_numpy(dtype=float)
+    else:
+        raise InputError("metric", f"{metric!r} is not in this bundle")
+    label, units, diverging = FIGURE_METRICS[metric]
+    note = None
+    if significant_only:
+        vals = np.where(v["significant"].to_numpy(dtype=bool), vals, np.nan)
+        note = "significant vertices (q < 0.05)"
+    cmap = cmap or ("RdBu_r" if diverging else "Plasma")
+    fin = vals[np.isfinite(vals)]
+    if fin.size and (vmin is None or vmax is None):  # robust range: 2nd-98th percentile of all finite values
+        lo, hi = np.percentile(fin, [2, 98])
+        vmin = float(lo) if vmin is None else vmin
+        vmax = float(hi) if vmax is None else vmax
+    return plot_surface_views(vals, vertices=v["vertex"].to_numpy(dtype=np.int64), space=bundle.space,
+                              surf_mesh=surf_mesh, layout=layout, threshold=threshold, cmap=cmap, vmin=vmin, vmax=vmax,
+                              symmetric_cmap=diverging, value_name=label, units=units, colorbar_note=note,
+                              hover=None)
