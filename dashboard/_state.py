@@ -306,8 +306,13 @@ def _roi_group(b, group_column: str, significant_only: bool) -> pd.DataFrame:
 # page frame
 
 
-def page_setup(title: str, icon: str = ":material/neurology:"):
-    st.set_page_config(page_title=f"{title} · JNE Explorer", page_icon=icon, layout="wide")
+#: the page icon, a file shipped with the app: a named icon makes the browser fetch a favicon from an
+#: outside host, which fails offline
+ICON = str(Path(__file__).resolve().parent / "icon.png")
+
+
+def page_setup(title: str, icon: str | None = None):
+    st.set_page_config(page_title=f"{title} · JNE Explorer", page_icon=ICON, layout="wide")
     require_token()
 
 

@@ -258,13 +258,39 @@ def _cmd_dashboard(a):
     return launch(a.paths, port=a.port, headless=a.headless, host=a.host, token=a.token)
 
 
+def _add_figure(sub):
+    p = sub.add_parser("figure", help="write a multi-view publication figure of a bundle's map (PNG, SVG or PDF)")
+    p.add_argument("bundle")
+    p.add_argument("--metric", default="jne", help="jne, r2_linear, r2_nonlinear, r2_diff or noise_ceiling")
+    p.add_argument("--out", required=True, help="output file ending .png, .svg or .pdf")
+    p.add_argument("--layout", default="2x2", help="2x2 (default) or 1x4")
+    p.add_argument("--surface", default="inflated", help="inflated, very_inflated, pial, white, midthickness")
+    p.add_argument("--dpi", type=int, default=200)
+    p.add_argument("--width", type=int, default=1600, help="width in CSS pixels")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--significant-only", action="store_true")
+
+
+def _cmd_figure(a):
+    from .bundle import load_bundle
+    from .plotting._surface_views import bundle_figure, save_surface_figure
+
+    b = load_bundle(a.bundle)
+    fig = bundle_figure(b, a.metric, layout=a.layout, surf_mesh=a.surface, significant_only=a.significant_only,
+                        threshold=a.threshold)
+    rows = 2 if a.layout == "2x2" else 1
+    path = save_surface_figure(fig, a.out, width=a.width, height=int(a.width / (2 if rows == 2 else 4.2)) + 20,
+                               dpi=a.dpi)
+    print(f"wrote {path}")
+
+
 def _add_info(sub):
     p = sub.add_parser("info", help="print a readable summary of a bundle")
     p.add_argument("bundle")
 
 
 COMMANDS = {"run": cmd_run, "nsd-prepare": _cmd_nsd, "info": _cmd_info, "simulate": _cmd_simulate,
-            "demo": _cmd_demo, "dashboard": _cmd_dashboard, "features": cmd_features}
+            "demo": _cmd_demo, "dashboard": _cmd_dashboard, "features": cmd_features, "figure": _cmd_figure}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -281,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"jnecore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_run_parser, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard, add_features_parser):
+    for add in (add_run_parser, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard, add_features_parser,
+                _add_figure):
         add(sub)
     return parser
 

@@ -66,8 +66,53 @@ def launch(paths, *, port: int = 8501, headless: bool = False, host: str = "127.
     shown = "localhost" if host in LOOPBACK else host
     query = f"/?token={token}" if token else ""
     print(f"JNE Explorer on http://{shown}:{port}{query}  (bundles from: {', '.join(roots)})", flush=True)
+    # cwd: Streamlit reads .streamlit/config.toml from the working directory
+    child = subprocess.Popen(cmd, env=env, cwd=app_path().parent)
+    return _wait_forwarding_signals(child)
+
+
+def _wait_forwarding_signals(child, grace_s: float = 4.0) -> int:
+    """Wait for the Streamlit child; SIGTERM / SIGINT to us are passed on to it, and it is killed if
+    it has not stopped ``grace_s`` later, so that the server always stops within 5 s.
+
+    (``jne``'s own handlers only *request* a stop, to be acted on by long loops; a blocking wait
+    never polls them, which once left the server running after SIGTERM.)
+    """
+    import signal
+    import threading
+
+    got = []
+
+    def forward(signum, frame):
+        got.append(signum)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        # cwd: Streamlit reads .streamlit/config.toml from the working directory
-        return subprocess.call(cmd, env=env, cwd=app_path().parent)
-    except KeyboardInterrupt:
-        return 0
+        while not got:  # short waits, so that a forwarded signal is acted on at once
+            try:
+                return child.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            except KeyboardInterrupt:
+                forward(signal.SIGINT, None)
+        return _stop(child, grace_s)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def _stop(child, grace_s: float) -> int:
+    """Exit code after a forwarded signal: the child's, or 143 after a kill once ``grace_s`` has passed."""
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    return 0

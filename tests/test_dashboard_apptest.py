@@ -143,15 +143,24 @@ def test_maps_metric_surface_and_roi(folder, roots):
     meta = fig["layout"]["meta"]
     assert meta["value_name"] == "JNE" and meta["surface"] == "inflated" and meta["space"] == "fsLR32k"
     names = [tr.get("name") for tr in fig["data"]]
-    assert names[:2] == ["surface", "colorbar"] and "highlight" in names  # FFC highlighted by default
+    assert names[:2] == ["surface", "data"] and "colorbar" in names and "highlight" in names  # FFC highlighted
+    assert meta["view"] == "panels" and meta["panels"][:2] == [["left", "lateral"], ["left", "medial"]]
+    assert "scene4" in fig["layout"]  # both hemispheres: 2x2 grid of one-hemisphere scenes
     n_jne = meta["n_shown"]
+    # JNE has no significance filter of its own (computed on significant vertices only): disabled
+    assert at.checkbox(key="map_sig_only_False").disabled
+    # the threshold hides vertices but never changes the colour range
+    at.number_input(key="map_threshold").set_value(0.8).run()
+    m_thr = figures(at)["surface_map"]["layout"]["meta"]
+    assert (m_thr["vmin"], m_thr["vmax"]) == (meta["vmin"], meta["vmax"]) and m_thr["n_shown"] < n_jne
+    at.number_input(key="map_threshold").set_value(0.0).run()
 
     at.selectbox(key="map_metric").select("R² nonlinear").run()
     assert_clean(at)
     meta = figures(at)["surface_map"]["layout"]["meta"]
     assert meta["value_name"] == "R² nonlin" and meta["cmap"] == "Viridis"
 
-    at.checkbox(key="map_sig_only").uncheck().run()
+    at.checkbox(key="map_sig_only_True").uncheck().run()
     meta2 = figures(at)["surface_map"]["layout"]["meta"]
     assert meta2["n_shown"] > n_jne  # non-significant vertices now shown too
 
@@ -180,7 +189,7 @@ def test_maps_jne_ss_group_stimulus_and_range(folder, roots):
     f2 = figures(at)["surface_map"]
     assert f1["layout"]["meta"]["value_name"] == "JNE-SS (face)"
     assert f2["layout"]["meta"]["value_name"] == "JNE-SS (outdoor scene)"
-    i1, i2 = f1["data"][0]["intensity"], f2["data"][0]["intensity"]
+    i1, i2 = f1["data"][1]["intensity"], f2["data"][1]["intensity"]  # the "data" layers
     assert not np.allclose(i1, i2)
 
     at.selectbox(key="map_metric").select("JNE-SS: one test stimulus").run()

@@ -786,7 +786,7 @@ def test_volume_bundle_is_drawn_through_the_nsd_transforms(nsd, tmp_path, monkey
     at = AppTest.from_file(str(page), default_timeout=180)
     at.run()
     at.selectbox(key="map_metric").select("R² nonlinear").run()
-    at.checkbox(key="map_sig_only").uncheck().run()
+    at.checkbox(key="map_sig_only_True").uncheck().run()
     assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
     el = next(e for e in at.get("plotly_chart") if e.proto.id.endswith("fig_surface_map"))
     spec = json.loads(el.proto.spec)

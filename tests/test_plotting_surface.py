@@ -10,7 +10,7 @@ from jnecore.plotting import camera_for_view, colormaps, hover_label, plot_surfa
 
 N32 = 32492
 N5 = 10242
-MAX_JSON = 5_000_000
+MAX_JSON = 9_000_000  # background + data layers (the data layer repeats the shown vertices)
 
 
 def trace(fig, name):
@@ -19,10 +19,18 @@ def trace(fig, name):
 
 
 def drawn(fig):
-    """(vertex indices, values, uint8 colour codes) of the surface trace."""
+    """(vertex indices, values, uint8 colour codes) of the drawn vertices: the surface trace's
+    background codes, and on the vertices of the "data" trace the data code of their value."""
     s = trace(fig, "surface")
     cd = np.asarray(s.customdata)
-    return cd[:, 0].astype(np.int64), cd[:, 1], np.asarray(s.intensity)
+    code = np.asarray(s.intensity).astype(np.int64).copy()
+    d = trace(fig, "data")
+    if d is not None:
+        pos = {int(v): i for i, v in enumerate(cd[:, 0])}
+        at = np.array([pos[int(v)] for v in np.asarray(d.customdata)[:, 0]], dtype=np.int64)
+        t = np.clip((np.asarray(d.intensity, float) - d.cmin) / (d.cmax - d.cmin), 0, 1)
+        code[at] = 128 + np.rint(t * 127)
+    return cd[:, 0].astype(np.int64), cd[:, 1], code
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +164,7 @@ def test_hover_text(labels, visual):
     # background vertices: ROI name only, NaN value
     bg = int(np.flatnonzero(labels == "V1")[0])
     if bg not in set(rows["vertex"]):
-        assert hover_label(fig, bg) == f"vertex {bg}<br>V1<br>JNE: NaN"
+        assert hover_label(fig, bg) == f"vertex {bg}<br>V1<br>JNE: no data"
     # per-row roi labels (e.g. NSD names from a bundle) replace the atlas
     fig = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), roi_labels=np.full(len(rows), "FFA-1"))
     assert "FFA-1 (higher)" in hover_label(fig, vertex)
@@ -174,7 +182,7 @@ def test_figure_json_size(full_fig, visual):
                             hover=visual[["roi", "level"]])
     assert len(flat.to_json()) <= MAX_JSON
     fs5 = plot_surface_map(np.random.default_rng(1).random(2 * N5), space="fsaverage5")
-    assert len(fs5.to_json()) <= 1_500_000
+    assert len(fs5.to_json()) <= 2_500_000  # background + data layers
 
 
 def test_views_and_cameras():
@@ -404,3 +412,43 @@ def test_fsaverage_rows_with_an_fsaverage_background():
     code = drawn(fig)[2]
     back = code <= 126
     assert code[N5 + 2] >= 128 and np.corrcoef(code[back], bg5[back])[0, 1] > 0.95
+
+
+def test_named_views_against_mesh_geometry():
+    """Each preset's camera, placed in the mesh's own coordinates, sits on the side it names."""
+    from jnecore.plotting import camera_position
+
+    for hemi in ("left", "right"):
+        xyz = np.asarray(atlas.load_mesh("fsLR32k", "inflated", hemi).coords, dtype=float)
+        c = (xyz.min(0) + xyz.max(0)) / 2
+        out = -1 if hemi == "left" else 1  # lateral = away from the midline
+        pos = {v: camera_position(camera_for_view(v, hemi), xyz) for v in
+               ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")}
+        assert out * (pos["lateral"][0] - c[0]) > 0 and out * (pos["medial"][0] - c[0]) < 0
+        assert pos["dorsal"][2] > xyz[:, 2].max() and pos["ventral"][2] < xyz[:, 2].min()
+        assert pos["anterior"][1] > xyz[:, 1].max() and pos["posterior"][1] < xyz[:, 1].min()
+        # the camera is outside the mesh: the lateral one beyond the lateral-most vertex
+        lat = xyz[:, 0].min() if hemi == "left" else xyz[:, 0].max()
+        assert out * (pos["lateral"][0] - lat) > 0
+
+
+def test_hidden_vertices_show_background_only_and_range_ignores_threshold():
+    rng = np.random.default_rng(0)
+    vals = rng.random(N32)
+    a = plot_surface_map(vals, hemi="left", outline_rois=False)
+    b = plot_surface_map(vals, hemi="left", threshold=0.5, outline_rois=False)
+    assert a.layout.meta["vmin"] == b.layout.meta["vmin"] and a.layout.meta["vmax"] == b.layout.meta["vmax"]
+    # the background trace carries no data colour anywhere
+    for fig in (a, b):
+        assert (np.asarray(trace(fig, "surface").intensity) <= 126).all()
+    d = trace(b, "data")
+    shown = np.asarray(d.customdata)[:, 0].astype(int)
+    assert set(shown) == set(np.flatnonzero(vals >= 0.5))
+    # the data faces never touch a hidden vertex
+    assert np.asarray(d.customdata)[:, 1][np.asarray([d.i, d.j, d.k]).ravel()].min() >= 0.5
+    assert "hidden: |value| < 0.5" in trace(b, "colorbar").marker.colorbar.title.text
+    # diverging maps centre on 0
+    c = plot_surface_map(vals - 0.2, hemi="left", symmetric_cmap=True, outline_rois=False, units="a.u.")
+    assert c.layout.meta["vmin"] == -c.layout.meta["vmax"]
+    assert "(a.u.)" in trace(c, "colorbar").marker.colorbar.title.text
+    assert "nan" not in trace(c, "surface").hovertemplate.lower()

@@ -85,8 +85,16 @@ surface = SURFACES[c2.selectbox("Surface", list(SURFACES), key="map_surface", di
 hemi = c3.selectbox("Hemisphere", ["both", "left", "right"], key="map_hemi", disabled=not can_draw)
 from jnecore.plotting import VIEWS, colormaps  # noqa: E402
 
-view = c4.selectbox("View", list(VIEWS), index=list(VIEWS).index("posterior") if "posterior" in VIEWS else 0,
-                    key="map_view", disabled=not can_draw or surface == "flat")
+# with both hemispheres in one scene the medial surfaces face each other: medial views come as the 4-view panels
+VIEW_OPTS = (["4 views (L/R lateral, medial)"] + [w for w in VIEWS if w != "medial"] if hemi == "both"
+             else list(VIEWS))
+# a single scene by default: the 4-view panels send the geometry four times (about 8.6 MB for the sample)
+view = c4.selectbox("View", VIEW_OPTS, key="map_view", disabled=not can_draw or surface == "flat",
+                    index=VIEW_OPTS.index("posterior") if "posterior" in VIEW_OPTS else 0,
+                    help="with both hemispheres, one scene per hemisphere: the medial surfaces face each other "
+                         "in a single scene")
+if view not in VIEWS:
+    view = "panels"
 
 # ---------------------------------------------------------------------------------------------
 # threshold and colours
@@ -94,8 +102,15 @@ view = c4.selectbox("View", list(VIEWS), index=list(VIEWS).index("posterior") if
 sig = v["significant"].to_numpy(dtype=bool)
 with st.expander("Threshold, colours, background", expanded=True):
     d1, d2, d3, d4 = st.columns([1.2, 1.2, 1.4, 1.6])
-    sig_only = d1.checkbox("Significant vertices only", value=True, key="map_sig_only",
-                           help="vertices whose nonlinear encoder R² passed the bootstrap test (BH-FDR)")
+    SIG_NONE = {"jne": "JNE is computed on significant vertices only: the map already shows only those",
+                "jne_ss_group": "JNE-SS is computed on significant vertices only",
+                "jne_ss_stimulus": "JNE-SS is computed on significant vertices only",
+                "true_nonlinearity": "the planted truth of a simulation has no significance test",
+                "noise_ceiling": "the noise ceiling has no significance test"}
+    sig_reason = SIG_NONE.get(metric)
+    sig_only = d1.checkbox("Significant vertices only", value=sig_reason is None, key=f"map_sig_only_{sig_reason is None}",
+                           disabled=sig_reason is not None,
+                           help=sig_reason or "vertices whose nonlinear encoder R² passed the bootstrap test (BH-FDR)")
     threshold = d2.number_input("Hide |value| below", min_value=0.0, value=0.0, step=0.01, format="%.4g",
                                 key="map_threshold")
     cmap = d3.selectbox("Colour map", ["auto"] + colormaps(), key="map_cmap",
@@ -118,7 +133,9 @@ if per_roi == "ROI mean":
     rois_v = v["roi"].astype(str)
     means = pd.Series(shown_vals).groupby(rois_v.to_numpy()).mean()
     shown_vals = rois_v.map(means).to_numpy(dtype=float)
-finite = shown_vals[np.isfinite(shown_vals)]
+# the colour range comes from the whole map (2nd-98th percentile), never from the threshold or the
+# significance filter, so two thresholds of one map share their colours
+finite = values[np.isfinite(values)]
 signed = metric == "r2_diff"
 if finite.size:
     lo, hi = (float(x) for x in np.percentile(finite, [2, 98]))
@@ -144,7 +161,7 @@ st.caption(f"{n_shown:,} of {len(v):,} vertices shown"
            + (" (significant only)" if sig_only and per_roi != "ROI mean" else "")
            + (" · each ROI painted with the mean over its " + ("significant " if sig_only else "") + "vertices"
               if per_roi == "ROI mean" else "") + f" · colour range {vmin:.4g} to {vmax:.4g} "
-           "(2nd-98th percentile unless set)" + (f" · selected ROI: **{roi}**" if roi else ""))
+           "(2nd-98th percentile of the whole map unless set; the threshold does not change it)" + (f" · selected ROI: **{roi}**" if roi else ""))
 if metric in ("jne", "jne_ss_group", "jne_ss_stimulus") and not np.isfinite(values).any():
     st.info("JNE was not computed for any vertex of this bundle (no significant vertex).")
 
@@ -155,14 +172,20 @@ if metric in ("jne", "jne_ss_group", "jne_ss_stimulus") and not np.isfinite(valu
 
 @st.cache_resource(show_spinner="Drawing the surface ...", max_entries=12)
 def surface_figure(key, _values, _vertex, _hover_roi, _hover_level, space, surface, hemi, view, cmap, vmin, vmax,
-                   bg, outline, highlight, value_name, title):
+                   bg, outline, highlight, value_name, title, _threshold=0.0, _note=None):
     from jnecore.plotting import plot_surface_map
 
+    from jnecore.plotting import plot_surface_views
+
     hover = None if _hover_roi is None else pd.DataFrame({"roi": _hover_roi, "level": _hover_level})
-    return plot_surface_map(_values, vertices=_vertex, space=space, surf_mesh=surface, hemi=hemi, view=view,
-                            cmap=cmap, vmin=vmin, vmax=vmax, bg_map="sulc" if bg else None,
-                            roi_labels=None, outline_rois=outline, highlight_roi=highlight,
-                            hover=hover, title=title, value_name=value_name)
+    units = {"JNE": "a.u.", "NC %": "%"}.get(value_name, "a.u." if value_name.startswith("JNE-SS") else None)
+    kw = dict(vertices=_vertex, space=space, surf_mesh=surface, cmap=cmap, vmin=vmin, vmax=vmax,
+              bg_map="sulc" if bg else None, roi_labels=None, outline_rois=outline, highlight_roi=highlight,
+              hover=hover, title=title, value_name=value_name, units=units, symmetric_cmap=value_name == "ΔR²",
+              threshold=_threshold or None, colorbar_note=_note)
+    if view == "panels" and surface != "flat":
+        return plot_surface_views(_values, layout="2x2", **kw)
+    return plot_surface_map(_values, hemi=hemi, view="lateral" if view == "panels" else view, **kw)
 
 
 def _fig_key(*parts):
@@ -208,12 +231,25 @@ if mesh_space:
         S.space_warm_up(bundle.space).join()  # the meshes (and fsaverage5 cells) read in the background
     try:
         fig = surface_figure(key, shown_vals, vertex, v["roi"], v["level"], bundle.space, surface, hemi, view,
-                             cmap_name, float(vmin), float(vmax), bg_on, outline, hl, value_name, title)
+                             cmap_name, float(vmin), float(vmax), bg_on, outline, hl, value_name, title, float(threshold),
+                             "significant only" if sig_only else None)
     except Exception as exc:
         st.error(f"Could not draw the surface map: {type(exc).__name__}: {exc}")
         st.stop()
-    fig.update_layout(height=640)
+    fig.update_layout(height=640 if view != "panels" else 720)
     S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
+    if view == "panels":
+        def _png(fig=fig):
+            import tempfile
+
+            from jnecore.plotting import save_surface_figure
+
+            with tempfile.TemporaryDirectory() as d:
+                return save_surface_figure(fig, f"{d}/figure.png", width=1400, height=760, dpi=200).read_bytes()
+
+        st.download_button("Publication figure (PNG, 200 dpi)", data=_png, file_name=f"{S.slug(value_name)}_4views.png",
+                           mime="image/png", key="dl_map_png", on_click="ignore", icon=":material/download:",
+                           help="the four views with the colour bar and ROI outlines, rendered by kaleido (as `jne figure`)")
     if bundle.space == "fsaverage":
         from jnecore.atlas._meshes import FSAVERAGE_TO_FSAVERAGE5
 

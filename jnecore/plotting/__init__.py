@@ -5,9 +5,11 @@ Every function takes nilearn's keyword names where they apply: ``stat_map`` (the
 ``vmax``, ``title``.
 """
 
-from ._surface import HOVERTEMPLATE, VIEWS, camera_for_view, colormaps, hover_label, plot_surface_map
+from ._surface import HOVERTEMPLATE, VIEWS, camera_for_view, camera_position, colormaps, hover_label, plot_surface_map
+from ._surface_views import DEFAULT_PANELS, plot_surface_views, save_surface_figure
 
-__all__ = ["HOVERTEMPLATE", "VIEWS", "camera_for_view", "colormaps", "hover_label", "plot_surface_map"]
+__all__ = ["HOVERTEMPLATE", "VIEWS", "DEFAULT_PANELS", "camera_for_view", "camera_position", "colormaps",
+           "hover_label", "plot_surface_map", "plot_surface_views", "save_surface_figure"]
 
 # ROI, selectivity, performance, simulation and comparison figures (dashboard pages)
 from ._roi import (LEVEL_COLORS, METRIC_LABELS, level_color, plot_level_bars, plot_r2_scatter, plot_roi_bars,

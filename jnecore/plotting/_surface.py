@@ -42,22 +42,52 @@ rows of a bundle on fsLR32k, which is no nilearn template (``SurfaceImage`` / ``
 from __future__ import annotations
 
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ._surface_colors import colormaps, map_colors
-from ._surface_figure import VIEWS, assemble_figure, camera_for_view, colorbar_trace, scene_layout, surface_trace
+from ._surface_figure import (VIEWS, assemble_figure, camera_for_view, camera_position, colorbar_title, colorbar_trace,
+                              data_trace, scene_layout, surface_trace)
 from ._surface_hover import HOVERTEMPLATE, hover_customdata, hover_label, hover_text
 from ._surface_mesh import drawn_mesh, prepare_surface_data
 from ._surface_outlines import outline_traces
 
-__all__ = ["plot_surface_map", "colormaps", "hover_label", "VIEWS", "HOVERTEMPLATE", "camera_for_view"]
+__all__ = ["plot_surface_map", "colormaps", "hover_label", "VIEWS", "HOVERTEMPLATE", "camera_for_view",
+           "camera_position"]
+
+_DATA_LIFT = 0.15  # mm: the "data" mesh sits this far above the background along the normals
+
+
+def _data_layer(drawn, shown_d, values_d, flat):
+    """(coords (k, 3), faces (m, 3), index (k,)) of the shown part of the drawn mesh, lifted.
+
+    Only faces whose three vertices are shown are kept, so no colour is interpolated into a
+    hidden vertex: hidden vertices show the background alone.
+    """
+    from ._surface_outlines import vertex_normals
+
+    idx = np.flatnonzero(shown_d)
+    faces = drawn.faces.astype(np.int64)
+    full = shown_d[faces].all(axis=1)
+    remap = np.full(len(shown_d), -1, dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    f = remap[faces[full]]
+    xyz = np.asarray(drawn.coordinates[idx], dtype=np.float32).copy()
+    if flat:
+        xyz[:, 2] = 0.05
+    elif len(idx):
+        n = vertex_normals(np.asarray(drawn.coordinates, dtype=np.float64), faces)[idx]
+        xyz += (_DATA_LIFT * n).astype(np.float32)
+    fdtype = np.uint16 if len(idx) <= np.iinfo(np.uint16).max else np.int32
+    return xyz, f.astype(fdtype), idx
 
 
 def plot_surface_map(stat_map, *, surf_mesh: str = "inflated", space: str = "fsLR32k", hemi: str = "both",
                      view: str | dict = "lateral", vertices=None, threshold: float | None = None, cmap="Hot",
                      vmin: float | None = None, vmax: float | None = None, bg_map="sulc", roi_labels=None,
                      highlight_roi=None, outline_rois=True, hover=None, title: str | None = None,
-                     value_name: str = "value") -> go.Figure:
+                     value_name: str = "value", units: str | None = None, symmetric_cmap: bool = False,
+                     colorbar_note: str | None = None) -> go.Figure:
     """Draw a per-vertex map on a cortical surface.
 
     Parameters
@@ -78,11 +108,12 @@ def plot_surface_map(stat_map, *, surf_mesh: str = "inflated", space: str = "fsL
         Index of each value's vertex in the concatenated L+R mesh of ``space`` (as the bundle's
         ``vertex`` column). Rows of the other hemisphere are dropped when ``hemi`` is one side.
     threshold : float, optional
-        Values with ``|value| < threshold`` are shown as background.
+        Values with ``|value| < threshold`` are shown as background (the sulcal grey only, no
+        colour from the scale). The threshold never changes the colour range.
     cmap : str or list of (pos, colour)
         See :func:`colormaps`.
     vmin, vmax : float, optional
-        Colour range; default min / max of the shown values.
+        Colour range; default min / max of all finite values (before ``threshold``).
     bg_map : "sulc", None, or array (n_vertices,)
         Background shading (higher = darker grey); None: uniform grey.
     roi_labels : None, False, "mmp", or array of str (n_vertices,) or (n_rows,)
@@ -101,11 +132,19 @@ def plot_surface_map(stat_map, *, surf_mesh: str = "inflated", space: str = "fsL
     title : str, optional
     value_name : str
         Name of the value in the hover and colour bar (e.g. "JNE").
+    units : str, optional
+        Units, stated in the colour bar title (e.g. "a.u.", "%").
+    symmetric_cmap : bool
+        Centre the colour range on 0 (diverging maps: differences, R² gain).
+    colorbar_note : str, optional
+        A last line of the colour bar title (e.g. "significant vertices only").
 
     Returns
     -------
     fig : go.Figure
-        Traces: "surface" (Mesh3d; ``customdata`` (n_drawn, 2) = [vertex index in the L+R mesh,
+        Traces: "surface" (Mesh3d, the background greys only), "data" (Mesh3d over the faces whose
+        three vertices are shown, lifted 0.15 mm; absent when nothing is shown; ``intensity`` the
+        values, ``customdata`` and ``text`` as the surface's for its vertices), and on "surface" ``customdata`` (n_drawn, 2) = [vertex index in the L+R mesh,
         value], ``text`` (n_drawn,) = hover text), "colorbar", and optionally "outline" and
         "highlight" (Scatter3d; their ``customdata`` (n_points,) = vertex indices).
         ``fig.layout.meta`` records space, surface, hemi, view, vmin, vmax, threshold,
@@ -114,15 +153,22 @@ def plot_surface_map(stat_map, *, surf_mesh: str = "inflated", space: str = "fsL
     data = prepare_surface_data(stat_map, space=space, surf_mesh=surf_mesh, hemi=hemi, vertices=vertices,
                                 roi_labels=roi_labels, bg_map=bg_map, hover=hover)
     mesh, flat, in_patch = data.mesh, surf_mesh == "flat", data.mesh.in_patch
-    colors = map_colors(data.values, data.bg, mask=in_patch, threshold=threshold, vmin=vmin, vmax=vmax, cmap=cmap)
+    colors = map_colors(data.values, data.bg, mask=in_patch, threshold=threshold, vmin=vmin, vmax=vmax, cmap=cmap,
+                        symmetric_cmap=symmetric_cmap)
     keep, drawn = drawn_mesh(mesh, in_patch)
-    traces = [surface_trace(drawn, colors.codes[keep], colors.scale, hover_customdata(data, keep),
-                            hover_text(data, colors.shown, keep), value_name, flat=flat),
-              colorbar_trace(drawn.coordinates, colors.stops, colors.vmin, colors.vmax, value_name)]
+    custom, text = hover_customdata(data, keep), hover_text(data, colors.shown, keep)
+    traces = [surface_trace(drawn, colors.bg_codes[keep], colors.scale, custom, text, value_name, flat=flat)]
+    xyz, faces, idx = _data_layer(drawn, colors.shown[keep], data.values[keep], flat)
+    if len(idx):
+        traces.append(data_trace(xyz, faces, data.values[keep][idx].astype(np.float32), colors.stops, colors.vmin,
+                                 colors.vmax, custom[idx], text[idx], value_name, flat=flat))
+    cb_title = colorbar_title(value_name, units, threshold, colorbar_note)
+    traces.append(colorbar_trace(drawn.coordinates, colors.stops, colors.vmin, colors.vmax, value_name, cb_title))
     labels = data.labels if data.labels is not None else data.row_labels
     traces += outline_traces(mesh, labels, data.row_labels, colors.shown, outline_rois=outline_rois,
                              highlight_roi=highlight_roi, offset=data.offset, in_patch=in_patch)
     meta = dict(space=mesh.space, surface=surf_mesh, hemi=hemi, view=view if isinstance(view, str) else "custom",
                 vmin=colors.vmin, vmax=colors.vmax, threshold=threshold, value_name=value_name,
-                n_shown=int(colors.shown.sum()), cmap=cmap if isinstance(cmap, str) else "custom")
+                n_shown=int(colors.shown.sum()), cmap=cmap if isinstance(cmap, str) else "custom", units=units,
+                symmetric_cmap=bool(symmetric_cmap))
     return assemble_figure(traces, scene_layout(drawn.coordinates, view, hemi, flat=flat), title, meta)

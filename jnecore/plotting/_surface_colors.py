@@ -15,7 +15,7 @@ import plotly.colors as pcolors
 
 from ..validation import InputError
 
-BG_LIGHT, BG_DARK, BG_FLAT = "rgb(205,205,205)", "rgb(95,95,95)", "rgb(170,170,170)"
+BG_LIGHT, BG_DARK, BG_FLAT = "rgb(228,228,228)", "rgb(125,125,125)", "rgb(190,190,190)"
 BG_MAX, DATA_MIN = 126, 128  # uint8 intensity codes: 0..BG_MAX background, DATA_MIN..255 data
 
 
@@ -91,14 +91,18 @@ def shown_vertices(values, mask=None, threshold=None) -> np.ndarray:
     return shown
 
 
-def color_range(values, shown, vmin=None, vmax=None) -> tuple:
-    """Colour range: ``vmin`` / ``vmax``, else min / max of the shown values (0 / 1 if none).
+def color_range(values, shown, vmin=None, vmax=None, symmetric=False) -> tuple:
+    """Colour range: ``vmin`` / ``vmax``, else min / max of the ``shown`` values (0 / 1 if none).
 
     Parameters
     ----------
     values : ndarray of float, (n,)
     shown : ndarray of bool, (n,)
+        The values that set the range (:func:`map_colors` passes every finite value in the mask,
+        *not* the thresholded ones, so that a threshold never changes the colours).
     vmin, vmax : float, optional
+    symmetric : bool
+        Centre on 0: the range becomes [-m, m], m = max(|lo|, |hi|) (diverging maps).
 
     Returns
     -------
@@ -108,6 +112,9 @@ def color_range(values, shown, vmin=None, vmax=None) -> tuple:
     sv = values[shown]
     lo = float(np.min(sv)) if vmin is None and sv.size else (0.0 if vmin is None else float(vmin))
     hi = float(np.max(sv)) if vmax is None and sv.size else (1.0 if vmax is None else float(vmax))
+    if symmetric:
+        m = max(abs(lo), abs(hi)) or 1.0
+        lo, hi = -m, m
     if hi <= lo:
         hi = lo + (abs(lo) * 1e-3 if lo else 1.0)
     return lo, hi
@@ -166,6 +173,9 @@ class SurfaceColors:
     ----------
     shown : ndarray of bool, (n,)
     codes : ndarray of uint8, (n,)
+        Data codes on shown vertices, background codes elsewhere.
+    bg_codes : ndarray of uint8, (n,)
+        Background codes everywhere (the "surface" trace: hidden vertices show only this).
     scale : list of [float, str]
         Colour scale of ``codes`` (greys then the data scale).
     stops : list of [float, str]
@@ -175,13 +185,15 @@ class SurfaceColors:
 
     shown: np.ndarray
     codes: np.ndarray
+    bg_codes: np.ndarray
     scale: list
     stops: list
     vmin: float
     vmax: float
 
 
-def map_colors(values, bg=None, *, mask=None, threshold=None, vmin=None, vmax=None, cmap="Hot") -> SurfaceColors:
+def map_colors(values, bg=None, *, mask=None, threshold=None, vmin=None, vmax=None, cmap="Hot",
+               symmetric_cmap=False) -> SurfaceColors:
     """Map values and a background to colour codes.
 
     Parameters
@@ -192,7 +204,8 @@ def map_colors(values, bg=None, *, mask=None, threshold=None, vmin=None, vmax=No
         Background map, higher = darker grey; None: one uniform grey.
     mask : ndarray of bool, (n,), optional
         Vertices that are drawn (values outside are background; they do not set percentiles).
-    threshold, vmin, vmax, cmap : see :func:`plot_surface_map`
+    threshold, vmin, vmax, cmap, symmetric_cmap : see :func:`plot_surface_map`
+        The range comes from every finite value in ``mask`` (not only those above ``threshold``).
 
     Returns
     -------
@@ -201,7 +214,9 @@ def map_colors(values, bg=None, *, mask=None, threshold=None, vmin=None, vmax=No
     values = np.asarray(values, dtype=float)
     mask = np.ones(len(values), dtype=bool) if mask is None else mask
     shown = shown_vertices(values, mask, threshold)
-    lo, hi = color_range(values, shown, vmin, vmax)
-    codes = intensity_codes(values, shown, lo, hi, background_shade(bg, mask))
+    lo, hi = color_range(values, shown_vertices(values, mask), vmin, vmax, symmetric=symmetric_cmap)
+    shade = background_shade(bg, mask)
+    codes = intensity_codes(values, shown, lo, hi, shade)
+    bg_codes = intensity_codes(values, np.zeros(len(values), dtype=bool), lo, hi, shade)
     stops = colorscale(cmap)
-    return SurfaceColors(shown, codes, combined_scale(stops, flat_bg=bg is None), stops, lo, hi)
+    return SurfaceColors(shown, codes, bg_codes, combined_scale(stops, flat_bg=bg is None), stops, lo, hi)

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..validation import InputError
-from ._surface_hover import HOVERTEMPLATE
+from ._surface_hover import BG_HOVERTEMPLATE, HOVERTEMPLATE
 
 VIEWS = ("lateral", "medial", "ventral", "dorsal", "posterior", "anterior")
 _EYE = 1.5  # close enough that a hemisphere pair fills the scene
@@ -21,14 +21,17 @@ _AXIS = dict(visible=False, showbackground=False, showgrid=False, zeroline=False
 
 
 def camera_for_view(view: str | dict = "lateral", hemi: str = "both", flat: bool = False) -> dict:
-    """Plotly ``scene.camera`` for a named view.
+    """Plotly ``scene.camera`` for a named view of one hemisphere (or of both for the views that see both).
 
     Parameters
     ----------
     view : {"lateral", "medial", "ventral", "dorsal", "posterior", "anterior"} or dict
-        lateral / medial look at the left hemisphere when ``hemi`` is "left" or "both" (the right
-        one when "right"); ventral, dorsal, posterior and anterior show both. A dict is returned
-        as is.
+        lateral: from outside the hemisphere (-x for the left one, +x for the right one); medial:
+        from the midline side (+x for the left, -x for the right). With ``hemi="both"`` in one
+        scene the medial surfaces face each other and cannot be seen: use
+        :func:`plot_surface_views` (a grid with one hemisphere per scene); lateral / medial then
+        follow the left hemisphere. Ventral, dorsal, posterior and anterior are the same for both.
+        A dict is returned as is.
     hemi : {"both", "left", "right"}
     flat : bool
         Flat maps are always seen from above (orthographic); ``view`` is then ignored.
@@ -36,7 +39,9 @@ def camera_for_view(view: str | dict = "lateral", hemi: str = "both", flat: bool
     Returns
     -------
     camera : dict
-        ``eye``, ``up``, ``center`` and ``projection``.
+        ``eye``, ``up``, ``center`` and ``projection`` (eye in plotly's scene units, relative to
+        the centre of the scene's box, which with ``aspectmode="data"`` is the drawn mesh's
+        bounding-box centre; see :func:`camera_position`).
     """
     if isinstance(view, dict):
         return view
@@ -57,6 +62,30 @@ def camera_for_view(view: str | dict = "lateral", hemi: str = "both", flat: bool
     (ex, ey, ez), (ux, uy, uz) = eyes[view]
     return dict(eye=dict(x=ex, y=ey, z=ez), up=dict(x=ux, y=uy, z=uz), center=dict(x=0, y=0, z=0),
                 projection=dict(type="perspective"))
+
+
+def camera_position(camera: dict, coords) -> np.ndarray:
+    """Where a plotly camera sits in the mesh's own coordinates (mm), for ``aspectmode="data"`` scenes.
+
+    Plotly scales the data so that the longest bounding-box side spans 2 scene units around the
+    box centre; the eye is in those units.
+
+    Parameters
+    ----------
+    camera : dict
+        ``eye`` as from :func:`camera_for_view`.
+    coords : ndarray of float, (n_vertices, 3)
+        The scene's drawn coordinates.
+
+    Returns
+    -------
+    position : ndarray of float, (3,)
+    """
+    coords = np.asarray(coords, dtype=float)
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    half = float(np.max(hi - lo)) / 2 or 1.0
+    eye = np.array([camera["eye"][k] for k in "xyz"], dtype=float)
+    return (lo + hi) / 2 + eye * half
 
 
 def surface_trace(drawn, codes, scale, customdata, text, value_name="value", flat=False) -> go.Mesh3d:
@@ -83,12 +112,61 @@ def surface_trace(drawn, codes, scale, customdata, text, value_name="value", fla
         x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2],
         i=np.ascontiguousarray(f[:, 0]), j=np.ascontiguousarray(f[:, 1]), k=np.ascontiguousarray(f[:, 2]),
         intensity=codes, intensitymode="vertex", colorscale=scale, cmin=0, cmax=255, showscale=False,
-        customdata=customdata, text=text, hovertemplate=HOVERTEMPLATE.replace("%s", str(value_name)),
+        customdata=customdata, text=text, hovertemplate=BG_HOVERTEMPLATE.replace("%s", str(value_name)),
         lighting=_LIGHT_FLAT if flat else _LIGHT_3D, flatshading=False, name="surface", showlegend=False,
     )
 
 
-def colorbar_trace(anchor, stops, vmin, vmax, value_name="value") -> go.Scatter3d:
+def data_trace(coords, faces, values, stops, vmin, vmax, customdata, text, value_name="value",
+               flat=False) -> go.Mesh3d:
+    """The "data" trace: the shown vertices' faces in the data colour scale, just above the background.
+
+    Parameters
+    ----------
+    coords : ndarray of float32, (n_shown, 3)
+        Lifted coordinates of the shown vertices.
+    faces : int array, (n_faces, 3)
+        Faces whose three vertices are all shown, indexing ``coords``.
+    values : ndarray of float32, (n_shown,)
+    stops : list of [float, str]
+    vmin, vmax : float
+        The colour range (values outside are clipped by plotly).
+    customdata : ndarray of float32, (n_shown, 2)
+    text : ndarray of str, (n_shown,)
+    value_name : str
+    flat : bool
+
+    Returns
+    -------
+    trace : go.Mesh3d
+    """
+    f = np.asarray(faces)
+    return go.Mesh3d(
+        x=coords[:, 0], y=coords[:, 1], z=coords[:, 2],
+        i=np.ascontiguousarray(f[:, 0]), j=np.ascontiguousarray(f[:, 1]), k=np.ascontiguousarray(f[:, 2]),
+        intensity=values, intensitymode="vertex", colorscale=stops, cmin=vmin, cmax=vmax, showscale=False,
+        customdata=customdata, text=text, hovertemplate=HOVERTEMPLATE.replace("%s", str(value_name)),
+        lighting=_LIGHT_FLAT if flat else _LIGHT_3D, flatshading=False, name="data", showlegend=False,
+    )
+
+
+def colorbar_title(value_name="value", units=None, threshold=None, note=None) -> str:
+    """Colour bar title: the metric, its units, and what is hidden.
+
+    Returns
+    -------
+    title : str
+        E.g. "JNE (a.u.)<br>hidden: |value| < 0.01"; lines joined by "<br>".
+    """
+    lines = [f"{value_name} ({units})" if units else str(value_name)]
+    if threshold:
+        lines.append(f"hidden: |value| < {float(threshold):.3g}")
+    if note:
+        lines.append(str(note))
+    return "<br>".join(lines)
+
+
+def colorbar_trace(anchor, stops, vmin, vmax, value_name="value", title=None) -> go.Scatter3d:
     """The "colorbar" trace: one invisible point whose colour bar shows the data range only.
 
     Parameters
@@ -99,6 +177,8 @@ def colorbar_trace(anchor, stops, vmin, vmax, value_name="value") -> go.Scatter3
         The data colour scale.
     vmin, vmax : float
     value_name : str
+    title : str, optional
+        Colour bar title (default ``value_name``; see :func:`colorbar_title`).
 
     Returns
     -------
@@ -108,7 +188,7 @@ def colorbar_trace(anchor, stops, vmin, vmax, value_name="value") -> go.Scatter3
     return go.Scatter3d(
         x=anchor[:, 0], y=anchor[:, 1], z=anchor[:, 2], mode="markers", name="colorbar",
         marker=dict(size=0.1, opacity=0, color=[vmin], colorscale=stops, cmin=vmin, cmax=vmax, showscale=True,
-                    colorbar=dict(title=dict(text=value_name), thickness=14, len=0.6)),
+                    colorbar=dict(title=dict(text=title or value_name, side="right"), thickness=14, len=0.6)),
         hoverinfo="skip", showlegend=False,
     )
 

@@ -15,11 +15,14 @@ from ..atlas import roi_level
 
 #: hover template of the surface trace (``%s``: value_name); see :func:`hover_label`.
 HOVERTEMPLATE = "vertex %{customdata[0]:d}<br>%{text}<br>%s: %{customdata[1]:.4g}<extra></extra>"
+#: hover template of the background ("surface") trace: its coloured vertices are hovered on the
+#: "data" trace above it, so here the value is never shown (no "nan"): no data or below threshold.
+BG_HOVERTEMPLATE = "vertex %{customdata[0]:d}<br>%{text}<br>%s: no data shown<extra></extra>"
 
 
 def _fmt(v):
     if isinstance(v, (float, np.floating)):
-        return "nan" if not np.isfinite(v) else f"{v:.4g}"
+        return "no data" if not np.isfinite(v) else f"{v:.4g}"
     return str(v)
 
 
@@ -110,4 +113,4 @@ def hover_label(fig: go.Figure, vertex: int) -> str:
     i = int(hit[0])
     value = float(custom[i, 1])
     name = (fig.layout.meta or {}).get("value_name", "value")
-    return f"vertex {int(vertex)}<br>{surf.text[i]}<br>{name}: {'NaN' if np.isnan(value) else f'{value:.4g}'}"
+    return f"vertex {int(vertex)}<br>{surf.text[i]}<br>{name}: {'no data' if np.isnan(value) else f'{value:.4g}'}"
