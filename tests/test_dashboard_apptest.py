@@ -144,9 +144,16 @@ def test_maps_metric_surface_and_roi(folder, roots):
     assert meta["value_name"] == "JNE" and meta["surface"] == "inflated" and meta["space"] == "fsLR32k"
     names = [tr.get("name") for tr in fig["data"]]
     assert names[:2] == ["surface", "data"] and "colorbar" in names and "highlight" in names  # FFC highlighted
-    assert meta["view"] == "panels" and meta["panels"][:2] == [["left", "lateral"], ["left", "medial"]]
-    assert "scene4" in fig["layout"]  # both hemispheres: 2x2 grid of one-hemisphere scenes
+    # one scene by default; with both hemispheres no single-scene medial preset is offered
+    assert meta["view"] == "posterior" and "scene2" not in fig["layout"]
+    assert "medial" not in at.selectbox(key="map_view").options
     n_jne = meta["n_shown"]
+    at.selectbox(key="map_view").select("4 views (L/R lateral, medial)").run()
+    assert_clean(at)
+    panels = figures(at)["surface_map"]
+    assert panels["layout"]["meta"]["view"] == "panels" and "scene4" in panels["layout"]  # 2x2 one-hemisphere scenes
+    assert panels["layout"]["meta"]["panels"][:2] == [["left", "lateral"], ["left", "medial"]]
+    at.selectbox(key="map_view").select("posterior").run()
     # JNE has no significance filter of its own (computed on significant vertices only): disabled
     assert at.checkbox(key="map_sig_only_False").disabled
     # the threshold hides vertices but never changes the colour range

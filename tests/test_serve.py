@@ -17,7 +17,18 @@ DASH = Path(__file__).resolve().parents[1] / "dashboard"
 @pytest.fixture()
 def started(monkeypatch):
     calls = []
-    monkeypatch.setattr(dashboard_launch.subprocess, "call", lambda cmd, env, cwd: calls.append((cmd, env)) or 0)
+
+    class Child:  # a Streamlit server that exits at once
+        def __init__(self, cmd, env, cwd):
+            calls.append((cmd, env))
+
+        def poll(self):
+            return 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(dashboard_launch.subprocess, "Popen", Child)
     monkeypatch.delenv(dashboard_launch.TOKEN_ENV, raising=False)
     return calls
 
