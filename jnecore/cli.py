@@ -269,12 +269,18 @@ def _add_figure(sub):
     p.add_argument("--width", type=int, default=1600, help="width in CSS pixels")
     p.add_argument("--threshold", type=float, default=None)
     p.add_argument("--significant-only", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _cmd_figure(a):
     from .bundle import load_bundle
     from .plotting._surface_views import bundle_figure, save_surface_figure
 
+    for flag, value in (("--dpi", a.dpi), ("--width", a.width)):
+        if value < 1:
+            raise InputError(flag, f"must be an integer >= 1, got {value}")
+    if Path(a.out).exists() and not a.overwrite:
+        raise InputError(a.out, "exists: choose another --out or pass --overwrite")
     b = load_bundle(a.bundle)
     fig = bundle_figure(b, a.metric, layout=a.layout, surf_mesh=a.surface, significant_only=a.significant_only,
                         threshold=a.threshold)

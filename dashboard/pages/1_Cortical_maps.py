@@ -256,51 +256,43 @@ if mesh_space:
         st.caption(f"fsaverage values drawn on fsaverage5, each vertex showing its fsaverage cell averaged: "
                    f"{FSAVERAGE_TO_FSAVERAGE5} (not one vertex in 16). The hover names the ROI of the nested "
                    "fsaverage vertex; the CSV and GIfTI exports keep every fsaverage vertex.")
-elif volume_nsd:
-    from jnecore.atlas import nsd_transforms_dir
-    from jnecore.atlas._meshes import FSAVERAGE_TO_FSAVERAGE5
-
-    tdir = nsd_transforms_dir(bundle.manifest)
-    ijk = v[["voxel_i", "voxel_j", "voxel_k"]].to_numpy(dtype=np.int64)
-    shape = tuple(int(x) for x in bundle.manifest["volume"]["shape"])
-    S.space_warm_up("fsaverage").join()
-    try:
-        surf = nsd_surface(path, stamp, _fig_key(shown_vals, ijk), shown_vals, ijk, shape, str(tdir))
-        key = _fig_key(path, stamp, surf, "volume-nsd", surface, hemi, view, cmap_name, vmin, vmax, bg_on,
-                       value_name)
-        fig = surface_figure(key, surf, None, None, None, "fsaverage", surface, hemi, view, cmap_name,
-                             float(vmin), float(vmax), bg_on, False, None, value_name, title)
-    except Exception as exc:
-        st.error(f"Could not carry the volume to the surface: {type(exc).__name__}: {exc}")
-        st.stop()
-    fig.update_layout(height=640)
-    S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
-    st.caption(f"Voxel values carried to fsaverage through {bundle.manifest['volume']['nsd'].get('subject', 'the')} "
-               f"subject's NSD transforms in `{tdir}` (sampled at the three cortical depths layerB1-3 of each "
-               f"native vertex, linear within the modelled voxels, depths averaged, then white-to-fsaverage): "
-               f"{int(np.isfinite(surf).sum()):,} of {len(surf):,} fsaverage vertices have a value. "
-               f"Drawn on fsaverage5: {FSAVERAGE_TO_FSAVERAGE5}. The tables and exports hold the voxel values.")
-elif volume_mni:
+elif volume_nsd or volume_mni:
     vol = bundle.manifest["volume"]
     ijk = v[["voxel_i", "voxel_j", "voxel_k"]].to_numpy(dtype=np.int64)
-    affine = tuple(tuple(float(x) for x in row) for row in vol["affine"])
     shape = tuple(int(x) for x in vol["shape"])
     try:
-        proj = projected_volume(path, stamp, metric, _fig_key(shown_vals, ijk), shown_vals, ijk, affine, shape)
-        key = _fig_key(path, stamp, proj, "volume-mni", surface, hemi, view, cmap_name, vmin, vmax, bg_on,
-                       value_name)
-        fig = surface_figure(key, proj, None, None, None, "fsaverage5", surface, hemi, view, cmap_name,
+        if volume_nsd:
+            from jnecore.atlas import nsd_transforms_dir
+
+            tdir = nsd_transforms_dir(bundle.manifest)
+            S.space_warm_up("fsaverage").join()
+            surf = nsd_surface(path, stamp, _fig_key(shown_vals, ijk), shown_vals, ijk, shape, str(tdir))
+        else:
+            affine = tuple(tuple(float(x) for x in row) for row in vol["affine"])
+            surf = projected_volume(path, stamp, metric, _fig_key(shown_vals, ijk), shown_vals, ijk, affine, shape)
+        key = _fig_key(path, stamp, surf, route, surface, hemi, view, cmap_name, vmin, vmax, bg_on, value_name)
+        fig = surface_figure(key, surf, None, None, None, draw_space, surface, hemi, view, cmap_name,
                              float(vmin), float(vmax), bg_on, False, None, value_name, title)
     except Exception as exc:
-        st.error(f"Could not project the volume onto the surface: {type(exc).__name__}: {exc}")
+        st.error(f"Could not draw the volume on the surface: {type(exc).__name__}: {exc}")
         st.stop()
-    n_cov = int(np.isfinite(proj).sum())
-    st.caption(f"Projection of the shown voxels (MNI volume) onto the fsaverage5 surface with nilearn's "
-               f"vol_to_surf (sampled between the pial and white meshes): {n_cov:,} of {len(proj):,} surface "
-               "vertices have a modelled voxel nearby. fsaverage5 is in MNI305-like coordinates, so this is a "
-               "visualisation aid, not a registration; the tables and exports hold the voxel values.")
     fig.update_layout(height=640)
     S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
+    n_cov = int(np.isfinite(surf).sum())
+    if volume_nsd:
+        from jnecore.atlas._meshes import FSAVERAGE_TO_FSAVERAGE5
+
+        st.caption(f"Voxel values carried to fsaverage through the subject's NSD transforms in "
+                   f"{S.plain(str(tdir))} (subject {S.plain(str(vol['nsd'].get('subject', '?')))}; sampled at the "
+                   "three cortical depths layerB1-3 of each native vertex, linear within the modelled voxels, "
+                   f"depths averaged, then white-to-fsaverage): {n_cov:,} of {len(surf):,} fsaverage vertices "
+                   f"have a value. Drawn on fsaverage5: {FSAVERAGE_TO_FSAVERAGE5}. The tables and exports hold "
+                   "the voxel values.")
+    else:
+        st.caption(f"Projection of the shown voxels (MNI volume) onto the fsaverage5 surface with nilearn's "
+                   f"vol_to_surf (sampled between the pial and white meshes): {n_cov:,} of {len(surf):,} surface "
+                   "vertices have a modelled voxel nearby. fsaverage5 is in MNI305-like coordinates, so this is a "
+                   "visualisation aid, not a registration; the tables and exports hold the voxel values.")
 else:
     if bundle.space == "volume":
         st.info("volume data not in MNI space and without NSD transforms at hand: shown as tables. (An NSD "
