@@ -9,7 +9,7 @@ import torch
 from sklearn.base import clone
 
 from jnecore import JNEAnalysis, compute_jne
-from jnecore.analysis import split_stimuli, standardize, subset_outputs
+from jnecore.analysis import split_order, split_stimuli, standardize, subset_outputs
 from jnecore.validation import InputError
 
 FAST = dict(hidden=32, max_epochs=80, fit_batch_size=64, n_boot=50, seed=3, grouping="categories")
@@ -107,6 +107,24 @@ def test_standardize_is_one_float32_copy_of_a_memory_map(tmp_path):
     ref = (Y[:, ok] - Y[train][:, ok].mean(0)) / Y[train][:, ok].std(0)
     np.testing.assert_allclose(z[:, ok], ref, rtol=1e-6)
     assert (z[:, ~ok] == 0).all()
+
+
+def test_standardize_float32_rows_in_split_order(tmp_path):
+    """float32 responses far from zero, taken in split order by blocks, match float64 z-scores."""
+    rng = np.random.default_rng(1)
+    Y = rng.normal(1e3, 0.5, size=(61, 9)).astype(np.float32)
+    Y[7, 3] = np.inf
+    np.save(tmp_path / "Y.npy", Y)
+    mm = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    split = split_stimuli(61, seed=3)
+    order, _ = split_order(split)
+    train = split == "train"
+    z, usable = standardize(mm, train, order=order, block_bytes=9 * 8 * 5)  # 5 rows per block
+    assert usable.tolist() == [i != 3 for i in range(9)]
+    Y64 = Y.astype(np.float64)
+    ref = (Y64[order] - Y64[train].mean(0)) / Y64[train].std(0)
+    np.testing.assert_allclose(z[:, usable], ref[:, usable], rtol=0, atol=2e-4)
+    assert (z[:, ~usable] == 0).all()
 
 
 def test_explicit_split_is_used():

@@ -98,19 +98,26 @@ def split_order(split) -> tuple:
 
 def _train_moments(A, train, rows_per: int):
     """Mean and M2 of the ``train`` rows per column, and whether each column is finite, by row
-    blocks (Chan et al.'s pairwise combination, in float64)."""
+    blocks (Chan et al.'s pairwise combination; sums accumulate in float64, float32 blocks are not
+    widened first)."""
     N, V = A.shape
     n, mean, m2 = 0, np.zeros(V), np.zeros(V)
     finite = np.ones(V, dtype=bool)
     for r0 in range(0, N, rows_per):
-        blk = np.asarray(A[r0:r0 + rows_per], dtype=np.float64)
+        blk = np.asarray(A[r0:r0 + rows_per])
+        if blk.dtype.kind != "f":
+            blk = blk.astype(np.float64)
         finite &= np.isfinite(blk).all(0)
         t = blk[train[r0:r0 + rows_per]]
         if not len(t):
             continue
-        with np.errstate(invalid="ignore"):  # non-finite columns give NaN moments: they are unusable
-            nb, mb = len(t), t.mean(0)
-            m2b = ((t - mb) ** 2).sum(0)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite columns: unusable anyway
+            nb = len(t)
+            mb = t.sum(0, dtype=np.float64) / nb
+            d = t - mb.astype(t.dtype)
+            m2b = np.einsum("ij,ij->j", d, d, dtype=np.float64) if d.dtype == np.float64 else \
+                np.square(d).sum(0, dtype=np.float64)
+            m2b -= d.sum(0, dtype=np.float64) ** 2 / nb  # the rounding of mb to t's dtype, undone
             delta, tot = mb - mean, n + nb
             mean += delta * (nb / tot)
             m2 += m2b + delta ** 2 * (n * nb / tot)
@@ -151,12 +158,21 @@ def standardize(A, train, *, order=None, block_bytes: int = _BLOCK_BYTES) -> Sta
     scale = np.where(usable, 1.0 / np.where(usable, std, 1.0), 0.0).astype(work)
     shift = np.where(usable, mean, 0.0).astype(work)
     out = np.empty((len(order), V), dtype=np.float32)
+    bad = np.flatnonzero(~usable)
+    direct = isinstance(A, np.ndarray) and A.dtype == np.float32
     for i0 in range(0, len(order), rows_per):
         idx = order[i0:i0 + rows_per]
-        blk = np.asarray(A[np.sort(idx)] if len(idx) > 1 else A[idx], dtype=work)
-        blk = blk[np.argsort(np.argsort(idx))] if len(idx) > 1 else blk
-        with np.errstate(invalid="ignore"):
-            z = (blk - shift) * scale
-        z[:, ~usable] = 0.0
-        out[i0:i0 + len(idx)] = z
+        dst = out[i0:i0 + len(idx)]
+        if direct:  # float32 rows straight into the result: no widened or reordered block
+            np.take(A, idx, axis=0, out=dst)
+            with np.errstate(invalid="ignore"):
+                dst -= shift
+                dst *= scale
+        else:  # h5py-like readers need increasing indices; float64 data are scaled in float64
+            blk = np.asarray(A[np.sort(idx)] if len(idx) > 1 else A[idx], dtype=work)
+            blk = blk[np.argsort(np.argsort(idx))] if len(idx) > 1 else blk
+            with np.errstate(invalid="ignore"):
+                dst[:] = (blk - shift) * scale
+        if len(bad):
+            dst[:, bad] = 0.0
     return Standardized(out, usable)
