@@ -385,3 +385,60 @@ def test_study_figures(long_table):
     cb = next(tr for tr in mf.data if tr.name == "colorbar")
     assert list(cb.marker.colorbar.ticktext) == LAYERS and list(cb.marker.colorbar.tickvals) == [0, 1, 2]
     assert mf.layout.meta["vmin"] == -0.5 and mf.layout.meta["vmax"] == 2.5
+
+
+# ------------------------------------------------------------------------------------------ the Study page
+
+
+def _study_page(monkeypatch, *roots):
+    pytest.importorskip("streamlit.testing.v1")
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("JNE_BUNDLE_ROOTS", os.pathsep.join(str(r) for r in roots))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "pages" / "7_Study.py"),
+                           default_timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _table(at, *columns):
+    for d in at.dataframe:
+        if set(columns) <= set(d.value.columns):
+            return d.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def test_study_page_shows_the_planted_peaks(planted, monkeypatch):
+    at = _study_page(monkeypatch, planted)
+    assert at.title[0].value == "Study"
+    peaks = _table(at, "roi", "mean", *SUBJECTS).set_index("roi")
+    shown = [r for r in PEAK if r in peaks.index]
+    assert len(shown) == 5
+    for roi in shown:
+        assert peaks.loc[roi, "mean"] == LAYERS[PEAK[roi]]
+        assert all(peaks.loc[roi, s] == LAYERS[PEAK[roi]] for s in SUBJECTS)
+    # the hierarchy tests ran (3 subjects) and say which test; the vertex-wise caveat is shown
+    tests = _table(at, "a", "b", "q", "test")
+    assert set(tests["test"]) == {"ttest"} and len(tests) == 6
+    captions = " ".join(c.value for c in at.caption)
+    assert "treat neighbouring vertices as independent" in captions and "overstate significance" in captions
+    # every figure and table has its download
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("Download figure (HTML)") >= len(at.get("plotly_chart")) >= 6
+    assert labels.count("Download table (CSV)") >= len(at.dataframe)
+    # by hierarchy level
+    at.radio(key="st_by").set_value("level").run()
+    assert not at.exception and not at.error
+    lv = _table(at, "level", "mean", *SUBJECTS).set_index("level")
+    assert lv.loc["primary", "mean"] == "embed" and lv.loc["higher", "mean"] == "block12"
+
+
+def test_study_page_two_subjects_and_no_study(tmp_path, monkeypatch):
+    two = build_study(tmp_path / "two", subjects=SUBJECTS[:2], study_json=False)
+    at = _study_page(monkeypatch, two)
+    assert any("no test across subjects" in i.value for i in at.info)
+    (tmp_path / "empty").mkdir()
+    at = _study_page(monkeypatch, tmp_path / "empty")
+    assert at.info and "No study found" in at.info[0].value and "jne sweep" in at.info[0].value
