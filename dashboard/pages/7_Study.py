@@ -147,7 +147,7 @@ else:
     with k2:
         n_vals = int(pairs["n"].min()) if len(pairs) else 0
         S.show_figure(plot_subject_correlations(J.correlation_matrix(pairs), n=n_vals,
-                                                title=f"Pearson r of {by}-level JNE between subjects ({scope})"),
+                                                title=f"Pearson r of {'ROI' if by == 'roi' else 'level'}-level JNE between subjects ({scope})"),
                       f"subject_correlations_{name}", key="st_corr")
 
 c_layer = st.selectbox("Layer for the maps below", layers, index=len(layers) - 1, key="st_cons_layer")

@@ -36,6 +36,9 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({int(r)},{int(g)},{int(b)},{alpha})"
 
 
+_BY_LABEL = {"roi": "ROI", "level": "hierarchy level"}
+
+
 def _layer_axis(fig, layers):
     fig.update_xaxes(title="layer (shallow → deep)", categoryorder="array", categoryarray=list(layers),
                      type="category")
@@ -80,7 +83,7 @@ def plot_layer_lines(group: pd.DataFrame, *, by: str = "roi", metric: str = "jne
         col = colors[name]
         if band and len(sub) and np.isfinite(sub[band].to_numpy(dtype=float)).any():
             e = np.nan_to_num(sub[band].to_numpy(dtype=float))
-            fig.add_scatter(x=x + x[::-1], y=np.concatenate([y + e, (y - e)[::-1]]), fill="toself",
+            fig.add_scatter(x=x + x[::-1], y=np.concatenate([y + e, (y - e)[::-1]]), fill="toself", mode="lines",
                             fillcolor=_rgba(col, 0.18), line=dict(width=0), hoverinfo="skip", showlegend=False,
                             legendgroup=name, name=f"{name} ± {band.upper()}")
         n = sub["n_subjects"].to_numpy() if "n_subjects" in sub else np.full(len(sub), np.nan)
@@ -100,14 +103,15 @@ def plot_layer_lines(group: pd.DataFrame, *, by: str = "roi", metric: str = "jne
     _layer_axis(fig, layers)
     fig.update_yaxes(title=_label(metric))
     what = {"sem": "mean ± SEM across subjects", "sd": "mean ± SD across subjects", None: "mean across subjects"}[band]
-    return _layout(fig, title if title is not None else f"{_label(metric)} per {by} across layers ({what})",
-                   height=height, legend_title_text=by, hovermode="closest")
+    return _layout(fig, title if title is not None else f"{_label(metric)} per {_BY_LABEL.get(by, by)} across layers ({what})",
+                   height=height, legend_title_text=_BY_LABEL.get(by, by), hovermode="closest")
 
 
 def plot_r2_gain(group: pd.DataFrame, *, by: str = "level", **kw) -> go.Figure:
     """:func:`plot_layer_lines` of the R² gain (r2_nonlinear - r2_linear) with a dashed zero line."""
-    kw.setdefault("title", f"R² gain of the nonlinear over the linear encoder per {by} (mean ± SEM across subjects)")
+    kw.setdefault("title", f"R² gain of the nonlinear over the linear encoder per {_BY_LABEL.get(by, by)} (mean ± SEM across subjects)")
     fig = plot_layer_lines(group, by=by, metric="r2_gain", **kw)
+    fig.update_yaxes(title="R² nonlinear − linear")
     fig.add_hline(y=0, line=dict(color="black", dash="dash", width=1))
     return fig
 
@@ -125,8 +129,8 @@ def plot_peak_layers(peaks: pd.DataFrame, layers, *, by: str = "roi", groups=Non
 
     Returns
     -------
-    Figure: a bar trace "mean over subjects" (``y`` = peak_layer_index of the mean, ``text`` =
-    layer names), then one marker trace per subject (``name`` = subject). The y axis is labelled
+    Figure: a bar trace "mean over subjects" (from ``base`` -0.5 to the peak_layer_index of the
+    mean: ``y`` = index + 0.5; ``text`` = layer names), then one marker trace per subject (``name`` = subject). The y axis is labelled
     with the layer names.
     """
     layers = [str(x) for x in layers]
@@ -135,7 +139,8 @@ def plot_peak_layers(peaks: pd.DataFrame, layers, *, by: str = "roi", groups=Non
     mean = peaks[peaks["subject"].astype(str) == "mean"]
     if len(mean):
         m = mean.set_index(mean[by].astype(str)).reindex(groups)
-        fig.add_bar(x=groups, y=m["peak_layer_index"].to_numpy(dtype=float), name="mean over subjects",
+        # bars rise from below the shallowest layer, so a peak at layer 0 is visible too
+        fig.add_bar(x=groups, y=m["peak_layer_index"].to_numpy(dtype=float) + 0.5, base=-0.5, name="mean over subjects",
                     text=m["peak_layer"].fillna("").tolist(), textposition="outside",
                     marker_color=[level_color(lv) for lv in _levels_of(peaks, groups, by)], opacity=0.75,
                     hovertemplate="%{x}: peak at %{text}<extra>mean over subjects</extra>")
@@ -148,9 +153,9 @@ def plot_peak_layers(peaks: pd.DataFrame, layers, *, by: str = "roi", groups=Non
                         text=s["peak_layer"].fillna("").tolist(),
                         hovertemplate="%{x}: peak at %{text}<extra>subject " + str(subj) + "</extra>")
     fig.update_yaxes(title="peak layer", tickvals=list(range(len(layers))), ticktext=layers,
-                     range=[-0.6, len(layers) - 0.4 + 0.5])
+                     range=[-0.6, len(layers) - 0.4 + 0.3])
     fig.update_xaxes(categoryorder="array", categoryarray=groups, tickangle=-60 if len(groups) > 12 else 0)
-    return _layout(fig, title if title is not None else f"Layer of peak nonlinearity per {by}", height=height,
+    return _layout(fig, title if title is not None else f"Layer of peak nonlinearity per {_BY_LABEL.get(by, by)}", height=height,
                    legend_title_text="subject", barmode="overlay")
 
 
@@ -172,7 +177,7 @@ def plot_subject_correlations(matrix: pd.DataFrame, *, title=None, cmap: str = "
     """
     z = matrix.to_numpy(dtype=float)
     subjects = [str(s) for s in matrix.index]
-    text = [["" if not np.isfinite(v) else f"{v:.2f}" for v in row] for row in z]
+    text = [["" if not np.isfinite(v) else f"{v:.3f}" for v in row] for row in z]
     fig = go.Figure(go.Heatmap(z=z, x=subjects, y=subjects, text=text, texttemplate="%{text}", colorscale=cmap,
                                zmin=-1, zmax=1, colorbar=dict(title="r"), hoverongaps=False,
                                hovertemplate="%{y} vs %{x}: r = %{z:.3f}<extra></extra>"))
