@@ -146,6 +146,29 @@ def test_no_study_is_one_clear_error(tmp_path):
         S.load_study(tmp_path / "bad")
 
 
+def test_two_studies_in_one_folder_and_a_damaged_cell(planted, tmp_path):
+    from jnecore.validation import InputError
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(planted / "cells", mixed / "a")
+    build_study(mixed / "b", name="other", subjects=SUBJECTS[:1], study_json=False)
+    with pytest.raises(InputError, match=r"holds cells of 2 studies \(other, planted\)"):
+        S.load_study(mixed)
+    assert S.load_study(mixed, name="other").subjects == SUBJECTS[:1]
+    assert S.find_studies(mixed) == [(str((mixed / "a").resolve()), "planted"), (str((mixed / "b" / "cells" / "subj01").resolve()), "other")]
+    broken = mixed / "b" / "cells" / "subj01" / "embed" / "default" / "vertices.parquet"
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="vertices.parquet: not a readable parquet file"):
+        S.study_vertices(S.load_study(mixed, name="other"))
+
+
+def test_layers_follow_layer_index_not_names(tmp_path):
+    """Layer order is the contract's layer_index, whatever the names sort to."""
+    st = S.load_study(build_study(tmp_path / "s", subjects=SUBJECTS[:1]))
+    assert st.layers == LAYERS and sorted(LAYERS) != LAYERS
+    assert list(st.cells["layer"]) == LAYERS
+
+
 def test_run_pipeline_cell_carries_the_study_block(tmp_path):
     """A real cell, as `jne sweep` writes it: run_pipeline(..., manifest_extra={"study": ...})."""
     import torch

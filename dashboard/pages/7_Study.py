@@ -65,7 +65,11 @@ if sig_only:
     st.caption("Which vertices are significant comes from vertex-wise tests, which treat neighbouring vertices "
                "as independent and so overstate significance.")
 
-long = S.study_vertices(key, S.study_stamp(study), setting)
+try:
+    long = S.study_vertices(key, S.study_stamp(study), setting)
+except InputError as exc:
+    st.error(f"Could not read a cell of the study: {exc}. Check it with `jne info`, or re-run the cell.")
+    st.stop()
 layers = [lay for lay in study.layers if lay in set(long["layer"])]
 subj = J.subject_layer_table(long, by, "jne", significant_only=sig_only)
 if subj.empty:

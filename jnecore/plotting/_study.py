@@ -148,6 +148,7 @@ def plot_peak_layers(peaks: pd.DataFrame, layers, *, by: str = "roi", groups=Non
     for i, (subj, s) in enumerate(subs.groupby("subject", sort=True)):
         s = s.set_index(s[by].astype(str)).reindex(groups)
         fig.add_scatter(x=groups, y=s["peak_layer_index"].to_numpy(dtype=float), mode="markers", name=str(subj),
+                        offsetgroup=str(subj),
                         marker=dict(size=10, symbol=["circle", "diamond", "square", "triangle-up", "x", "cross"][i % 6],
                                     color=_PALETTE[i % len(_PALETTE)], line=dict(color="black", width=0.5)),
                         text=s["peak_layer"].fillna("").tolist(),
@@ -155,8 +156,9 @@ def plot_peak_layers(peaks: pd.DataFrame, layers, *, by: str = "roi", groups=Non
     fig.update_yaxes(title="peak layer", tickvals=list(range(len(layers))), ticktext=layers,
                      range=[-0.6, len(layers) - 0.4 + 0.3])
     fig.update_xaxes(categoryorder="array", categoryarray=groups, tickangle=-60 if len(groups) > 12 else 0)
+    # subjects side by side within each ROI (scattermode "group"), so equal peaks do not hide each other
     return _layout(fig, title if title is not None else f"Layer of peak nonlinearity per {_BY_LABEL.get(by, by)}", height=height,
-                   legend_title_text="subject", barmode="overlay")
+                   legend_title_text="subject", barmode="overlay", scattermode="group", scattergap=0.4)
 
 
 def _levels_of(peaks, groups, by):

@@ -11,7 +11,7 @@ The study contract (``manifest["study"]`` of every cell bundle and ``study.json`
 """
 
 from ._load import (CELL_COLUMNS, STUDY_FILE, STUDY_SCHEMA, VERTEX_COLUMNS, Study, find_studies, load_study,
-                    study_vertices)
+                    read_cell_vertices, study_vertices)
 from ._summaries import (CELL_KEYS, MIN_SUBJECTS, correlation_matrix, group_layer_table, hierarchy_tests,
                          peak_layers, subject_correlations, subject_layer_table, subject_means, vertex_consistency,
                          vertex_peak_layer)
@@ -19,6 +19,6 @@ from ._summaries import (CELL_KEYS, MIN_SUBJECTS, correlation_matrix, group_laye
 __all__ = [
     "CELL_COLUMNS", "CELL_KEYS", "MIN_SUBJECTS", "STUDY_FILE", "STUDY_SCHEMA", "VERTEX_COLUMNS", "Study",
     "correlation_matrix", "find_studies", "group_layer_table", "hierarchy_tests", "load_study", "peak_layers",
-    "study_vertices", "subject_correlations", "subject_layer_table", "subject_means", "vertex_consistency",
-    "vertex_peak_layer",
+    "read_cell_vertices", "study_vertices", "subject_correlations", "subject_layer_table", "subject_means",
+    "vertex_consistency", "vertex_peak_layer",
 ]

@@ -19,7 +19,7 @@ import pandas as pd
 from ..validation import InputError
 
 __all__ = ["STUDY_FILE", "STUDY_SCHEMA", "CELL_COLUMNS", "VERTEX_COLUMNS", "Study", "load_study", "find_studies",
-           "study_vertices"]
+           "read_cell_vertices", "study_vertices"]
 
 #: the study file of a study folder
 STUDY_FILE = "study.json"
@@ -218,6 +218,28 @@ def load_study(path, name: str | None = None) -> Study:
     return study
 
 
+def _walk(root: Path):
+    """(study folders, bundles) at or below ``root`` (up to MAX_DEPTH levels; hidden folders skipped;
+    a study folder or a bundle is not walked further)."""
+    import os
+
+    studies, bundles = [], []
+    root = root.resolve()
+    base = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if STUDY_FILE in filenames:
+            studies.append(here)
+            dirnames[:] = []
+        elif "manifest.json" in filenames:
+            bundles.append(here)
+            dirnames[:] = []
+        else:
+            depth = len(here.parts) - base
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < MAX_DEPTH else []
+    return studies, bundles
+
+
 def find_studies(*roots) -> list:
     """Studies at or below the roots, as sorted (folder, name) pairs for :func:`load_study`.
 
@@ -227,24 +249,39 @@ def find_studies(*roots) -> list:
     """
     import os
 
-    from ..bundle import find_bundles
-
     found, loose = set(), {}
     for root in roots:
         root = Path(root)
         if not root.is_dir():
             continue
-        files = sorted(p.parent.resolve() for p in root.rglob(STUDY_FILE) if len(p.relative_to(root).parts) <= MAX_DEPTH)
-        found.update((str(f), None) for f in files)
-        for b in find_bundles(root, max_depth=MAX_DEPTH):
-            if any(Path(b).is_relative_to(f) for f in files):
-                continue
+        studies, bundles = _walk(root)
+        found.update((str(f), None) for f in studies)
+        for b in bundles:
             meta = _meta(_read_manifest(b) or {})
             if meta is not None:
                 loose.setdefault((str(root.resolve()), str(meta.get("name") or "")), []).append(str(b))
-    for (_, name), bundles in loose.items():
-        found.add((os.path.commonpath(bundles), name))
+    for (_, name), paths in loose.items():
+        found.add((os.path.commonpath(paths), name))
     return sorted(found, key=lambda fn: (fn[0], fn[1] or ""))
+
+
+def read_cell_vertices(bundle, columns) -> pd.DataFrame:
+    """The columns of ``columns`` that the bundle's vertices.parquet has, (n_vertices, <= len(columns)).
+
+    Raises :class:`InputError` naming the file when it is missing or not readable parquet.
+    """
+    import pyarrow.parquet as pq
+
+    from ..bundle import FILES
+
+    p = Path(bundle) / FILES["vertices"]
+    try:
+        names = set(pq.read_schema(p).names)
+        return pd.read_parquet(p, columns=[c for c in columns if c in names])
+    except FileNotFoundError:
+        raise InputError(p, "missing") from None
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(p, f"not a readable parquet file ({type(exc).__name__})") from None
 
 
 def study_vertices(study: Study, *, setting: str | None = None, columns=VERTEX_COLUMNS, loader=None) -> pd.DataFrame:
@@ -258,9 +295,9 @@ def study_vertices(study: Study, *, setting: str | None = None, columns=VERTEX_C
     columns : list of str
         Vertex-table columns to read from each bundle (the bundle contract's names); a column a
         bundle lacks is NaN.
-    loader : callable(path) -> Bundle, optional
-        How to read a bundle (default :func:`jnecore.bundle.load_bundle`; the dashboard passes its
-        cached loader).
+    loader : callable(path, columns) -> DataFrame, optional
+        How to read a cell's vertex columns (default: those of ``columns`` its vertices.parquet
+        has, read alone: a whole-brain bundle has 327,684 rows).
 
     Returns
     -------
@@ -268,15 +305,13 @@ def study_vertices(study: Study, *, setting: str | None = None, columns=VERTEX_C
         setting, subject, layer, layer_index, cell (the cell id), the vertex columns, and
         ``r2_gain`` = r2_nonlinear - r2_linear. ``significant`` is bool, the metrics float.
     """
-    from ..bundle import load_bundle
-
-    loader = loader or load_bundle
+    loader = loader or read_cell_vertices
     cells = study.done
     if setting is not None:
         cells = cells[cells["setting"].astype(str) == str(setting)]
     parts = []
     for _, c in cells.iterrows():
-        v = loader(c["bundle"]).vertices
+        v = loader(c["bundle"], list(columns))
         part = pd.DataFrame({col: (v[col] if col in v.columns else np.nan) for col in columns})
         part.insert(0, "cell", c["id"])
         part.insert(0, "layer_index", int(c["layer_index"]))
