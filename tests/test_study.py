@@ -70,7 +70,7 @@ def _write_cell(path, v, meta, space="fsLR32k"):
 
 
 def build_study(root: Path, *, subjects=SUBJECTS, study_json=True, name="planted", seed=0, extra_cells=(),
-                stride: int = 12) -> Path:
+                stride: int = 12, space: str = "fsLR32k") -> Path:
     """A study folder with the contract's layout (every ``stride``-th vertex of 5 ROIs); returns its path."""
     rng = np.random.default_rng(seed)
     base = _vertices(stride)
@@ -80,7 +80,7 @@ def build_study(root: Path, *, subjects=SUBJECTS, study_json=True, name="planted
             rel = f"cells/{subject}/{layer}/default"
             meta = {"name": name, "subject": subject, "layer": layer, "layer_index": li, "setting": "default",
                     "params": {"activation": "relu", "hidden": 16}}
-            _write_cell(root / rel, _cell_vertices(base, subject, li, rng), meta)
+            _write_cell(root / rel, _cell_vertices(base, subject, li, rng), meta, space=space)
             cells.append(dict(id=f"{subject}/{layer}/default", subject=subject, layer=layer, layer_index=li,
                               setting="default", params=meta["params"], state="done", reason=None, bundle=rel,
                               started="2026-12-03T10:00:00Z", finished="2026-12-03T10:00:05Z", seconds=5.0))
@@ -438,6 +438,8 @@ def _table(at, *columns):
 def test_study_page_shows_the_planted_peaks(planted, monkeypatch):
     at = _study_page(monkeypatch, planted)
     assert at.title[0].value == "Study"
+    assert any("1 cell(s) failed" in w.value for w in at.warning)
+    assert {m.label: m.value for m in at.metric}["Cells done"] == "9 / 10"
     peaks = _table(at, "roi", "mean", *SUBJECTS).set_index("roi")
     shown = [r for r in PEAK if r in peaks.index]
     assert len(shown) == 5
@@ -467,3 +469,12 @@ def test_study_page_two_subjects_and_no_study(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     at = _study_page(monkeypatch, tmp_path / "empty")
     assert at.info and "No study found" in at.info[0].value and "jne sweep" in at.info[0].value
+
+
+def test_study_page_without_a_mesh(tmp_path, monkeypatch):
+    """A study in space "none": no surface map, the tables instead; the rest of the page as usual."""
+    at = _study_page(monkeypatch, build_study(tmp_path / "flat", space="none"))
+    assert any("has no cortical mesh" in i.value for i in at.info)
+    peaks = _table(at, "roi", "mean", *SUBJECTS).set_index("roi")
+    assert peaks.loc["FFC", "mean"] == "block12"
+    assert _table(at, "vertex", "peak_layer", "peak_layer_index")["peak_layer"].isin(LAYERS).all()
