@@ -34,6 +34,8 @@ PAGES = [
      "Result I: JNE tracks the nonlinearity of known functions"),
     ("pages/6_Compare_bundles.py", "Compare bundles", ":material/compare_arrows:",
      "two bundles side by side: per-ROI scatter and a difference map"),
+    ("pages/7_Study.py", "Study", ":material/stacked_line_chart:",
+     "a study (subjects x layers): JNE across layers, peak layers, cross-subject consistency and tests"),
 ]
 
 
@@ -248,6 +250,51 @@ def jne_ss_mean(path: str, stamp: float, rows: tuple | None) -> np.ndarray:
     idx = np.asarray(rows, dtype=np.int64) if rows is not None else slice(None)
     with np.errstate(invalid="ignore"):
         return np.asarray(np.mean(np.asarray(ss[idx], dtype=np.float64), axis=0), dtype=np.float32)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def list_studies(roots: tuple) -> list:
+    """Studies under the roots (:func:`jnecore.study.find_studies`) as keys: the JSON text of
+    [folder, name or null]; refreshed every minute."""
+    import json
+
+    from jnecore.study import find_studies
+
+    return [json.dumps([f, n]) for f, n in find_studies(*roots)]
+
+
+def _split_study(key: str):
+    import json
+
+    folder, name = json.loads(key)
+    return folder, name
+
+
+def study_label(key: str) -> str:
+    folder, name = _split_study(key)
+    return f"{name}  [{folder}]" if name else folder
+
+
+@st.cache_resource(show_spinner="Reading the study ...", ttl=60, max_entries=8)
+def get_study(key: str):
+    """The :class:`jnecore.study.Study` of a :func:`list_studies` entry (re-read every minute)."""
+    from jnecore.study import load_study
+
+    folder, name = _split_study(key)
+    return load_study(folder, name=name)
+
+
+def study_stamp(study) -> tuple:
+    """The done cells' bundles and their manifests' modification times (a cache key)."""
+    return tuple((p, _stamp(p)) for p in study.done["bundle"].astype(str))
+
+
+@st.cache_data(show_spinner="Reading the study's bundles ...", max_entries=8)
+def study_vertices(key: str, stamp: tuple, setting: str):
+    """:func:`jnecore.study.study_vertices` of one setting (cached per study, bundles and setting)."""
+    from jnecore.study import study_vertices as _sv
+
+    return _sv(get_study(key), setting=setting)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

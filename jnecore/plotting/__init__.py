@@ -33,3 +33,10 @@ __all__ += [
     "r2_correlation_table", "roi_group_matrix", "significant_counts", "vertex_difference",
     "plot_margin_comparison",
 ]
+
+# study figures (Study page)
+from ._study import (group_line_colors, layer_colorscale, plot_layer_lines, plot_peak_layer_map, plot_peak_layers,
+                     plot_r2_gain, plot_subject_correlations)
+
+__all__ += ["group_line_colors", "layer_colorscale", "plot_layer_lines", "plot_peak_layer_map", "plot_peak_layers",
+            "plot_r2_gain", "plot_subject_correlations"]
