@@ -1,0 +1,122 @@
+"""One cell: lock its bundle folder, record it running, run it as `jne run` would, record the end.
+
+:func:`run_cell` takes and returns plain dicts, so a spawned process or a Ray task can run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..validation import InputError
+from ._state import cell_state, update_cell, utc_now
+
+__all__ = ["cell_spec", "cell_namespace", "run_cell"]
+
+
+def cell_spec(study, cell: dict, *, overwrite: bool = False, threads: int | None = None) -> dict:
+    """Everything a worker needs to run ``cell`` of ``study`` (plain, picklable values)."""
+    inputs = dict(study.subjects[cell["subject"]])
+    features = inputs.pop("features", None) or str(study.features)
+    return {"folder": str(Path(study.out).resolve()), "cell": dict(cell), "study_name": study.name,
+            "features": f"{features}:{cell['layer']}", "inputs": inputs,
+            "params": study.params(cell["setting"]), "overwrite": overwrite, "threads": threads}
+
+
+def cell_namespace(spec: dict, out) -> argparse.Namespace:
+    """The `jne run` options of a cell, as its parser would give them."""
+    from ..cli import build_parser
+
+    ns = build_parser().parse_args(["run", "--out", str(out), "--quiet"])
+    ns.features = spec["features"]
+    for key, value in spec["inputs"].items():
+        setattr(ns, key, value)
+    for key, value in spec["params"].items():
+        setattr(ns, key, value)
+    ns.overwrite = spec["overwrite"]
+    return ns
+
+
+def _study_meta(spec: dict) -> dict:
+    c = spec["cell"]
+    return {"name": spec["study_name"], "subject": c["subject"], "layer": c["layer"],
+            "layer_index": int(c["layer_index"]), "setting": c["setting"], "params": dict(c["params"])}
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _result(cell, state, reason=None, seconds=None, warnings=()):
+    return {"id": cell["id"], "state": state, "reason": reason, "seconds": seconds, "warnings": list(warnings)}
+
+
+def _finished_bundle(out: Path, meta: dict) -> bool:
+    import json
+
+    try:
+        return json.loads((out / "manifest.json").read_text()).get("study") == meta
+    except (OSError, ValueError):
+        return False
+
+
+def run_cell(spec: dict) -> dict:
+    """Run one cell (see :func:`cell_spec`); returns {id, state, reason, seconds, warnings}.
+
+    ``state`` is done, failed (``reason``: the line `jne run` would print) or skipped (another
+    sweep holds the cell, or has done it). Only an interrupt (KeyboardInterrupt) propagates; the
+    cell is then pending again.
+    """
+    from .._atomic import check_out, lock_out
+    from .._run_cli import check_run_args, error_text, run_locked
+
+    folder, cell = Path(spec["folder"]), spec["cell"]
+    out = folder / cell["bundle"]
+    meta = _study_meta(spec)
+    try:
+        lock = lock_out(out)
+        lock.__enter__()
+    except InputError as exc:
+        return _result(cell, "skipped", f"being run by another sweep ({exc.problem.split(';')[0]})")
+    try:
+        now = cell_state(folder, cell["id"]) or {}
+        if now.get("state") == "done" and (out / "manifest.json").is_file() and not spec["overwrite"]:
+            return _result(cell, "skipped", "done by another sweep")
+        if not spec["overwrite"] and _finished_bundle(out, meta):  # written, then the sweep was stopped
+            update_cell(folder, cell["id"], state="done", reason=None, finished=now.get("finished") or utc_now())
+            return _result(cell, "done", seconds=now.get("seconds"))
+        started = time.perf_counter()
+        update_cell(folder, cell["id"], state="running", reason=None, started=utc_now(), finished=None,
+                    seconds=None)
+        warnings, state, reason = [], "done", None
+        threads = None
+        try:
+            if spec.get("threads"):
+                import torch
+
+                threads = torch.get_num_threads()
+                torch.set_num_threads(int(spec["threads"]))
+            ns = cell_namespace(spec, out)
+            analysis = check_run_args(ns)
+            check_out(out, ns.overwrite)
+            _, read_warnings, run_warnings = run_locked(ns, analysis, manifest_extra={"study": meta})
+            warnings = list(read_warnings) + list(run_warnings)
+        except InputError as exc:
+            state, reason = "failed", error_text(exc)
+        except KeyboardInterrupt:
+            update_cell(folder, cell["id"], state="pending", reason="interrupted", finished=None)
+            raise
+        except Exception as exc:  # the cell fails; the sweep goes on
+            state, reason = "failed", _first_line(exc)
+        finally:
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+        seconds = round(time.perf_counter() - started, 3)
+        update_cell(folder, cell["id"], state=state, reason=reason, finished=utc_now(), seconds=seconds)
+        return _result(cell, state, reason, seconds, warnings)
+    finally:
+        lock.__exit__(None, None, None)
