@@ -79,7 +79,10 @@ def run_cell(spec: dict) -> dict:
         lock = lock_out(out)
         lock.__enter__()
     except InputError as exc:
-        return _result(cell, "skipped", f"being run by another sweep ({exc.problem.split(';')[0]})")
+        import re
+
+        pid = re.search(r"PID (\w+)", exc.problem)
+        return _result(cell, "skipped", "being run by another sweep" + (f" (PID {pid.group(1)})" if pid else ""))
     try:
         now = cell_state(folder, cell["id"]) or {}
         if now.get("state") == "done" and (out / "manifest.json").is_file() and not spec["overwrite"]:
