@@ -206,8 +206,12 @@ def _num(x):
 
 
 def _add_demo(sub):
-    p = sub.add_parser("demo", help="build the sample bundle (simulated data on the real HCP-MMP atlas)")
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("demo", help="build the sample bundle (simulated data on the real HCP-MMP atlas), or with "
+                                    "--study a sample study (3 subjects x 4 layers) through `jne sweep`")
+    p.add_argument("--out", help="the bundle (required), or with --study the study folder (default demo-study)")
+    p.add_argument("--study", action="store_true",
+                   help="a simulated study with a planted layer trend (truth.json), run by `jne sweep`")
+    p.add_argument("--jobs", type=int, default=2, help="with --study: cells at a time (default 2)")
     p.add_argument("--small", action="store_true", help="a small bundle in a minute or two on a CPU")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -218,9 +222,29 @@ def _add_demo(sub):
     p.add_argument("--quiet", action="store_true")
 
 
+def _cmd_demo_study(a):
+    import json
+
+    from .demo import build_demo_study, study_truth_text
+
+    if a.simulations:
+        raise InputError("--simulations", "does not apply to --study")
+    out = Path(a.out or "demo-study")
+    path, counts = build_demo_study(out, small=a.small, seed=a.seed, device=a.device,
+                                    jobs=a.jobs, overwrite=a.overwrite,
+                                    log=(lambda line: None) if a.quiet else None)
+    print(study_truth_text(json.loads((out / "truth.json").read_text())))
+    print(f"wrote {out} (study.json, cells/, truth.json, study.toml, inputs/)")
+    return 1 if counts["failed"] else 0
+
+
 def _cmd_demo(a):
     from .demo import build_demo
 
+    if a.study:
+        return _cmd_demo_study(a)
+    if not a.out:
+        raise InputError("--out", "is required (the bundle to write)")
     check_out(Path(a.out), a.overwrite)
     sims = None
     tmp = None
@@ -362,7 +386,7 @@ def _interrupt_message(args) -> str:
         ck = checkpoint_dir_for(args.out)
         if any(ck.glob("*.safetensors")):
             msg += f" (fitted encoders kept in {ck}: rerun with --resume to reuse them)"
-    elif args.command == "sweep" or getattr(args, "study_demo", False):
+    elif args.command == "sweep" or (args.command == "demo" and args.study):
         msg = ("error: interrupted; the cells done so far are kept and the one(s) running are pending again "
                "(rerun with --resume)")
     elif args.command == "features":

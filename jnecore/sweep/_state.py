@@ -75,7 +75,8 @@ def init_state(folder, *, name: str, study_file, cells: list, resume: bool, over
     """Create or take over ``<folder>/study.json`` for ``cells`` (from :func:`expand_cells`).
 
     A folder with a study.json needs ``resume`` (keep each cell's state) or ``overwrite`` (every
-    cell pending again); a done cell whose parameters changed since needs ``overwrite``. Cells of
+    cell pending again); a done cell whose parameters changed since needs ``overwrite``. Other
+    files in the folder (the study's inputs, notes) are left alone; a bundle folder is refused. Cells of
     the old study.json that the study file no longer has are kept as they are.
     """
     folder = Path(folder)
@@ -83,12 +84,9 @@ def init_state(folder, *, name: str, study_file, cells: list, resume: bool, over
         raise InputError(folder, "exists and is not a folder: choose another study `out`")
     with study_lock(folder):
         old = read_state(folder)
-        if old is None:
-            others = [p.name for p in folder.iterdir() if p.name not in (".study.lock", "cells")]
-            if others and not overwrite:
-                raise InputError(folder, "exists and is not a study folder (no study.json): choose another "
-                                         "`out` or pass `overwrite`")
-        elif not (resume or overwrite):
+        if old is None and (folder / "manifest.json").exists():
+            raise InputError(folder, "is a result bundle, not a study folder: choose another study `out`")
+        if old is not None and not (resume or overwrite):
             raise InputError(folder / STATE_FILE, "exists: pass --resume to run the cells not done, or "
                                                   "--overwrite to run every cell again")
         before = {c["id"]: c for c in (old or {}).get("cells", [])}
