@@ -234,7 +234,10 @@ def read_run_inputs(a):
     from .io import read_array, read_categories, read_rois
     from .validation import check_matrix, check_same_rows
 
-    X = check_matrix(read_array(a.features), a.features, name="features", min_rows=6)
+    X = read_array(a.features)
+    if getattr(a, "feature_rows", None) is not None:  # `jne sweep`: a subject's rows of a 73k feature file
+        X = np.asarray(X)[a.feature_rows]
+    X = check_matrix(X, a.features, name="features", min_rows=6)
     resp = _read_responses(a)
     check_same_rows(X, resp.data, a.features, resp.source)
     N, V = resp.data.shape

@@ -265,3 +265,40 @@ def test_sweep_on_local_ray_gives_identical_bundles(swept, tmp_path):
         np.testing.assert_array_equal(np.load(a / "jne_ss.npy"), np.load(b / "jne_ss.npy"))
         assert json.loads((b / "manifest.json").read_text())["study"] == \
             json.loads((a / "manifest.json").read_text())["study"]
+
+
+def test_prepared_subject_takes_its_rows_of_a_73k_feature_file(tmp_path):
+    """An NSD subject (a `jne nsd-prepare` folder, stimulus ids = 0-based 73k ids) gets the rows of
+    its images from a 73,000-row feature file, as `jne run` on those rows gives."""
+    rng = np.random.default_rng(1)
+    full = rng.normal(size=(73000, D)).astype(np.float32)
+    with h5py.File(tmp_path / "feat73k.h5", "w") as fh:
+        fh.attrs["format"] = "jne-features"
+        fh.attrs["layers"] = json.dumps(["embedding"])
+        fh.attrs["dims"] = json.dumps([D])
+        fh["embedding"] = full
+    ids = rng.choice(73000, N, replace=False)
+    X = full[ids]
+    Y = X @ rng.normal(size=(D, V)) + np.abs(X[:, :1]) + 0.3 * rng.normal(size=(N, V))
+    prep = tmp_path / "prepared" / "subj01"
+    prep.mkdir(parents=True)
+    np.save(prep / "responses.npy", Y.astype(np.float32))
+    pd.DataFrame({"stimulus": ids}).to_csv(prep / "stimulus_ids.csv", index=False)
+    pd.DataFrame({"roi": ["V1"] * 3 + ["FFC"] * 3}).to_csv(prep / "rois.csv", index=False)
+    (prep / "prepare.json").write_text(json.dumps({"files": {"responses": "responses.npy", "rois": "rois.csv",
+                                                             "stimulus_ids": "stimulus_ids.csv"}}))
+    np.save(tmp_path / "X.npy", X)
+    study = tmp_path / "study.toml"
+    study.write_text(f'name = "nsd"\nfeatures = "feat73k.h5"\nlayers = ["embedding"]\n'
+                     f'[subjects.subj01]\nprepared = "prepared/subj01"\n[run]\n{RUN}')
+    assert main(["sweep", str(study)]) == 0
+    out = tmp_path / "ref"
+    assert main(["run", "--prepared", str(prep), "--features", str(tmp_path / "X.npy"), "--hidden", "8",
+                 "--max-epochs", "25", "--n-boot", "20", "--device", "cpu", "--seed", "3", "--quiet",
+                 "--out", str(out)]) == 0
+    cell = tmp_path / "nsd" / "cells" / "subj01" / "embedding" / "default"
+    pd.testing.assert_frame_equal(pd.read_parquet(cell / "vertices.parquet"), pd.read_parquet(out / "vertices.parquet"),
+                                  check_exact=True)
+    stimuli = load_bundle(cell).stimuli
+    pd.testing.assert_frame_equal(stimuli, load_bundle(out).stimuli)
+    assert sorted(stimuli["stimulus"].astype(int)) == sorted(ids)

@@ -9,6 +9,8 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..validation import InputError
 from ._state import cell_state, update_cell, utc_now
 
@@ -36,6 +38,37 @@ def cell_namespace(spec: dict, out) -> argparse.Namespace:
         setattr(ns, key, value)
     ns.overwrite = spec["overwrite"]
     return ns
+
+
+def nsd_feature_rows(spec: dict):
+    """The rows of a 73k-row feature file (``jne features`` on ``nsd_stimuli.hdf5``) that a
+    ``jne nsd-prepare`` subject saw, from its stimulus_ids.csv (0-based 73k ids); None when the
+    subject is not a prepared folder or the feature file is not 73,000 rows long."""
+    import json
+
+    import h5py
+
+    prepared = spec["inputs"].get("prepared")
+    if not prepared:
+        return None
+    file, _, layer = spec["features"].rpartition(":")
+    try:
+        with h5py.File(file, "r") as fh:
+            n = fh[layer].shape[0]
+    except (OSError, KeyError):
+        return None  # `jne run` names the problem when it reads the file
+    info = json.loads((Path(prepared) / "prepare.json").read_text())
+    ids_file = (info.get("files") or {}).get("stimulus_ids")
+    if n != 73000 or not ids_file:
+        return None
+    from ..io import read_labels
+
+    ids = read_labels(str(Path(prepared) / ids_file))
+    try:
+        return np.asarray([int(float(x)) for x in ids], dtype=np.int64)
+    except ValueError:
+        raise InputError(Path(prepared) / ids_file, "stimulus ids must be 0-based 73k ids to pick rows of "
+                                                    f"{file} (73,000 rows)") from None
 
 
 def _study_meta(spec: dict) -> dict:
@@ -102,6 +135,7 @@ def run_cell(spec: dict) -> dict:
                 threads = torch.get_num_threads()
                 torch.set_num_threads(int(spec["threads"]))
             ns = cell_namespace(spec, out)
+            ns.feature_rows = nsd_feature_rows(spec)
             analysis = check_run_args(ns)
             check_out(out, ns.overwrite)
             _, read_warnings, run_warnings = run_locked(ns, analysis, manifest_extra={"study": meta})
