@@ -387,8 +387,7 @@ def _interrupt_message(args) -> str:
         if any(ck.glob("*.safetensors")):
             msg += f" (fitted encoders kept in {ck}: rerun with --resume to reuse them)"
     elif args.command == "sweep" or (args.command == "demo" and args.study):
-        msg = ("error: interrupted; the cells done so far are kept and the one(s) running are pending again "
-               "(rerun with --resume)")
+        msg = "error: interrupted; the cells done so far are kept (rerun with --resume to run the others)"
     elif args.command == "features":
         msg += interrupt_note(args)
     return msg

@@ -302,3 +302,25 @@ def test_prepared_subject_takes_its_rows_of_a_73k_feature_file(tmp_path):
     stimuli = load_bundle(cell).stimuli
     pd.testing.assert_frame_equal(stimuli, load_bundle(out).stimuli)
     assert sorted(stimuli["stimulus"].astype(int)) == sorted(ids)
+
+
+def test_cuda_device_is_left_to_the_cluster_but_checked_locally(tmp_path, capsys, monkeypatch):
+    """A Ray sweep may drive GPU workers from a machine without one: device = "cuda" is checked
+    there only for its spelling; a local sweep refuses it when this machine has no CUDA GPU."""
+    import torch
+
+    from jnecore.sweep import check_cells, read_study
+    from jnecore.sweep._execute import cell_spec
+    from jnecore.sweep._cells import expand_cells
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _inputs(tmp_path, subjects=("s1",))
+    path = _study(tmp_path, subjects=("s1",), run=RUN.replace('device = "cpu"', 'device = "cuda"'))
+    assert main(["sweep", str(path)]) == 2
+    assert "run.device: cuda was asked for but no CUDA GPU is visible" in capsys.readouterr().err
+    study = read_study(path, remote=True)
+    assert study.run["device"] == "cuda"
+    check_cells(study, [cell_spec(study, c) for c in expand_cells(study)], remote=True)
+    bad = _study(tmp_path, subjects=("s1",), run=RUN.replace('device = "cpu"', 'device = "gpu"'))
+    with pytest.raises(Exception, match="settings|run.device"):
+        read_study(bad, remote=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 from .._run_cli import ESTIMATOR_OPTIONS, error_text
 from ..validation import InputError
 
-__all__ = ["Study", "read_study", "SUBJECT_KEYS", "TOP_KEYS"]
+__all__ = ["Study", "check_options", "for_checking", "read_study", "SUBJECT_KEYS", "TOP_KEYS"]
 
 #: top-level keys of a study file
 TOP_KEYS = ("name", "out", "features", "layers", "subjects", "settings", "run")
@@ -78,8 +78,18 @@ def _check_name(path, key, value):
     return value
 
 
-def check_options(path, where: str, options) -> dict:
-    """``{JNEAnalysis parameter: value}`` from a study-file table, checked like `jne run` flags."""
+def for_checking(params: dict, remote: bool) -> dict:
+    """``params`` to check here: for a cluster run, a CUDA ``device`` is resolved on the workers,
+    not on this machine (which may have no GPU), so only its spelling is checked."""
+    device = params.get("device")
+    if not remote or not isinstance(device, str) or not re.fullmatch(r"cuda(:\d+)?", device):
+        return params
+    return {**params, "device": "cpu"}
+
+
+def check_options(path, where: str, options, *, remote: bool = False) -> dict:
+    """``{JNEAnalysis parameter: value}`` from a study-file table, checked like `jne run` flags
+    (``remote``: see :func:`for_checking`)."""
     from ..analysis import JNEAnalysis
 
     if not isinstance(options, dict):
@@ -96,7 +106,7 @@ def check_options(path, where: str, options) -> dict:
             _fail(path, f"{where}.{key}", "must be a single value")
         out[name] = value
     try:
-        JNEAnalysis(**out).check_params()
+        JNEAnalysis(**for_checking(out, remote)).check_params()
     except InputError as exc:
         key = exc.source if exc.source in out else None
         _fail(path, f"{where}.{key}" if key else where, error_text(exc) if key is None else exc.problem)
@@ -137,8 +147,9 @@ def _feature_layers(path, features: Path) -> list:
     return names
 
 
-def read_study(path, *, out=None) -> Study:
-    """Read and check the study file ``path`` (``out`` overrides its ``out`` key)."""
+def read_study(path, *, out=None, remote: bool = False) -> Study:
+    """Read and check the study file ``path`` (``out`` overrides its ``out`` key; ``remote``: the
+    cells run on a cluster, see :func:`for_checking`)."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -207,12 +218,12 @@ def read_study(path, *, out=None) -> Study:
     settings = raw.get("settings", {"default": {}})
     if not isinstance(settings, dict) or not settings:
         _fail(path, "settings", "must hold at least one [settings.NAME] table")
-    run = check_options(path, "run", raw.get("run", {}))
+    run = check_options(path, "run", raw.get("run", {}), remote=remote)
     checked_settings = {}
     for sid, table in settings.items():
         _check_name(path, f"settings.{sid}", sid)
-        params = check_options(path, f"settings.{sid}", table)
-        check_options(path, f"settings.{sid}", {**run, **params})
+        params = check_options(path, f"settings.{sid}", table, remote=remote)
+        check_options(path, f"settings.{sid}", {**run, **params}, remote=remote)
         checked_settings[sid] = params
     return Study(path=path, name=name, out=out_dir, features=features, layers=list(layers), subjects=checked,
                  settings=checked_settings, run=run)

@@ -9,14 +9,14 @@ from ..validation import InputError
 from ._cells import expand_cells
 from ._execute import cell_namespace, cell_spec
 from ._state import init_state
-from ._studyfile import read_study
+from ._studyfile import for_checking, read_study
 
 __all__ = ["run_sweep", "check_cells"]
 
 
-def check_cells(study, specs: list):
+def check_cells(study, specs: list, *, remote: bool = False):
     """Check each subject x setting's `jne run` options (no file is read) before any cell runs;
-    a problem names the study file and the subject's key."""
+    a problem names the study file and the subject's key (``remote``: see :func:`for_checking`)."""
     from .._run_cli import check_run_args, error_text
 
     seen = set()
@@ -26,6 +26,7 @@ def check_cells(study, specs: list):
             continue
         seen.add(key)
         try:
+            spec = dict(spec, params=for_checking(spec["params"], remote))
             check_run_args(cell_namespace(spec, Path(spec["folder"]) / spec["cell"]["bundle"]))
         except InputError as exc:
             raise InputError(study.path, f"subjects.{key[0]} (setting {key[1]}): {error_text(exc)}") from None
@@ -55,10 +56,11 @@ def run_sweep(study_file, *, out=None, jobs: int = 1, address: str | None = None
     log = log or (lambda line: print(line, flush=True))
     if jobs < 1:
         raise InputError("--jobs", f"must be an integer >= 1, got {jobs}")
-    study = read_study(study_file, out=out)
+    remote = bool(address or ray)
+    study = read_study(study_file, out=out, remote=remote)
     cells = expand_cells(study)
     specs = [cell_spec(study, c, overwrite=overwrite) for c in cells]
-    check_cells(study, specs)
+    check_cells(study, specs, remote=remote)
     state = init_state(study.out, name=study.name, study_file=study_file, cells=cells, resume=resume,
                        overwrite=overwrite)
     states = {c["id"]: c["state"] for c in state["cells"]}
