@@ -273,6 +273,7 @@ def _add_sweep(sub):
     p.add_argument("--address", help="run on this Ray cluster (HOST:PORT, ray://HOST:PORT or auto; needs "
                                      "jnecore[cluster]), one cell per task, one GPU per task when it has GPUs")
     p.add_argument("--jobs", type=int, default=1, help="cells at a time on this machine (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads per cell on this machine (default cores // jobs)")
     p.add_argument("--resume", action="store_true", help="continue a study folder: run only the cells not done")
     p.add_argument("--out", help="the study folder (default: the study file's `out`)")
     p.add_argument("--overwrite", action="store_true", help="run every cell again, replacing its bundle")
@@ -281,8 +282,8 @@ def _add_sweep(sub):
 def _cmd_sweep(a):
     from .sweep import run_sweep
 
-    _, counts, _ = run_sweep(a.study, out=a.out, jobs=a.jobs, address=a.address, resume=a.resume,
-                             overwrite=a.overwrite)
+    _, counts, _ = run_sweep(a.study, out=a.out, jobs=a.jobs, threads=a.threads, address=a.address,
+                             resume=a.resume, overwrite=a.overwrite)
     return 1 if counts["failed"] else 0
 
 

@@ -23,10 +23,11 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 
-def run_local(specs: list, *, jobs: int = 1, on_result=None) -> list:
-    """Run every spec (:func:`jnecore.sweep.cell_spec`) with :func:`run_cell`; ``on_result`` is
-    called with each result as it arrives. Returns the results in order of completion."""
-    threads = threads_per_job(jobs)
+def run_local(specs: list, *, jobs: int = 1, threads: int | None = None, on_result=None) -> list:
+    """Run every spec (:func:`jnecore.sweep.cell_spec`) with :func:`run_cell`, ``jobs`` at a time
+    with ``threads`` torch threads each (default :func:`threads_per_job`); ``on_result`` is called
+    with each result as it arrives. Returns the results in order of completion."""
+    threads = threads or threads_per_job(jobs)
     results = []
 
     def done(res):

@@ -32,14 +32,15 @@ def check_cells(study, specs: list, *, remote: bool = False):
             raise InputError(study.path, f"subjects.{key[0]} (setting {key[1]}): {error_text(exc)}") from None
 
 
-def run_sweep(study_file, *, out=None, jobs: int = 1, address: str | None = None, ray: bool = False,
-              resume: bool = False, overwrite: bool = False, log=None):
+def run_sweep(study_file, *, out=None, jobs: int = 1, threads: int | None = None, address: str | None = None,
+              ray: bool = False, resume: bool = False, overwrite: bool = False, log=None):
     """Run every cell of the study file that is not done.
 
     Parameters
     ----------
-    jobs : int
-        Cells at a time on this machine (ignored on Ray).
+    jobs, threads : int
+        Cells at a time on this machine, and torch threads per cell (default cores // jobs);
+        ignored on Ray (one thread per task).
     address, ray :
         Run on the Ray cluster at ``address`` (or, with ``ray``, on the Ray instance this process
         already started); otherwise locally, without importing Ray.
@@ -56,6 +57,8 @@ def run_sweep(study_file, *, out=None, jobs: int = 1, address: str | None = None
     log = log or (lambda line: print(line, flush=True))
     if jobs < 1:
         raise InputError("--jobs", f"must be an integer >= 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise InputError("--threads", f"must be an integer >= 1, got {threads}")
     remote = bool(address or ray)
     study = read_study(study_file, out=out, remote=remote)
     cells = expand_cells(study)
@@ -86,7 +89,7 @@ def run_sweep(study_file, *, out=None, jobs: int = 1, address: str | None = None
     else:
         from ._local import run_local
 
-        results = run_local(todo, jobs=jobs, on_result=on_result)
+        results = run_local(todo, jobs=jobs, threads=threads, on_result=on_result)
     path = Path(study.out) / "study.json"
     log(f"study {study.name}: {counts['done']} of {counts['total']} cells done, {counts['failed']} failed"
         + (f", {counts['skipped']} left to another sweep" if counts["skipped"] else "") + f"; {path}")
