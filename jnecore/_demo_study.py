@@ -281,7 +281,9 @@ def build_demo_study(out, *, small: bool = False, seed: int = 0, device: str = "
     (out / "truth.json").write_text(json.dumps(_truth(sim, spec), indent=1) + "\n")
     study = out / "study.toml"
     study.write_text(_study_toml(spec, spec.n_subjects, device))
-    path, counts, _ = run_sweep(study, jobs=jobs, log=log)
+    # one torch thread per cell, as `jne demo` does: the encoders are small, and threads contending
+    # for a busy CPU make them many times slower (benchmarks/RESULTS.md, bench_sweep)
+    path, counts, _ = run_sweep(study, jobs=jobs, threads=1, log=log)
     return path, counts
 
 

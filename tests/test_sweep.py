@@ -131,7 +131,7 @@ def test_failed_cell_does_not_stop_the_others_and_resume_runs_only_it(tmp_path, 
     good = np.load(tmp_path / "s3" / "Y.npy")
     np.save(tmp_path / "s3" / "Y.npy", good[:-1])  # one row short: every s3 cell fails
     study = _study(tmp_path, subjects=("s1", "s3"))
-    assert main(["sweep", str(study)]) == 1
+    assert main(["sweep", str(study), "--threads", "1"]) == 1
     out = capsys.readouterr().out
     state = read_state(tmp_path / "tiny")
     by_id = {c["id"]: c for c in state["cells"]}
@@ -147,7 +147,7 @@ def test_failed_cell_does_not_stop_the_others_and_resume_runs_only_it(tmp_path, 
     done_mtime = (tmp_path / "tiny/cells/s1/embedding/default/manifest.json").stat().st_mtime_ns
 
     np.save(tmp_path / "s3" / "Y.npy", good)
-    assert main(["sweep", str(study), "--resume"]) == 0
+    assert main(["sweep", str(study), "--resume", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     ran = [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("[")]
     assert sorted(ran) == ["s3/block01/default", "s3/embedding/default"]
@@ -160,7 +160,7 @@ def test_a_cell_locked_by_another_sweep_is_left_to_it(tmp_path, capsys):
     study = _study(tmp_path, subjects=("s1",))
     held = tmp_path / "tiny" / "cells" / "s1" / "block01" / "default"
     with lock_out(held):
-        assert main(["sweep", str(study)]) == 0
+        assert main(["sweep", str(study), "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert f"s1/block01/default: skipped: being run by another sweep (PID {os.getpid()})" in out
     cells = {c["id"]: c for c in read_state(tmp_path / "tiny")["cells"]}
@@ -175,7 +175,7 @@ def test_two_concurrent_sweeps_never_run_the_same_cell(tmp_path):
     study = _study(tmp_path, subjects=("s1", "s2"))
     code = ("import sys; from jnecore.cli import main; c = main(sys.argv[1:]); "
             "print('RAY-IMPORTED' if 'ray' in sys.modules else 'no-ray'); sys.exit(c)")
-    cmd = [sys.executable, "-c", code, "sweep", str(study), "--resume"]
+    cmd = [sys.executable, "-c", code, "sweep", str(study), "--resume", "--threads", "1"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
              for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -291,7 +291,7 @@ def test_prepared_subject_takes_its_rows_of_a_73k_feature_file(tmp_path):
     study = tmp_path / "study.toml"
     study.write_text(f'name = "nsd"\nfeatures = "feat73k.h5"\nlayers = ["embedding"]\n'
                      f'[subjects.subj01]\nprepared = "prepared/subj01"\n[run]\n{RUN}')
-    assert main(["sweep", str(study)]) == 0
+    assert main(["sweep", str(study), "--threads", "1"]) == 0
     out = tmp_path / "ref"
     assert main(["run", "--prepared", str(prep), "--features", str(tmp_path / "X.npy"), "--hidden", "8",
                  "--max-epochs", "25", "--n-boot", "20", "--device", "cpu", "--seed", "3", "--quiet",
