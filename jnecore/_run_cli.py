@@ -19,7 +19,7 @@ import numpy as np
 
 from .validation import InputError
 
-__all__ = ["add_run_parser", "cmd_run", "cli_message", "ESTIMATOR_OPTIONS", "flag_for"]
+__all__ = ["add_run_parser", "check_run_args", "cmd_run", "run_locked", "cli_message", "error_text", "ESTIMATOR_OPTIONS", "flag_for"]
 
 #: JNEAnalysis parameter -> (argparse type, help); defaults come from the estimator's signature
 ESTIMATOR_OPTIONS = {
@@ -71,6 +71,11 @@ def cli_message(problem: str) -> str:
     """A library message for the command line: each `parameter` in backticks becomes its flag."""
     return re.sub(r"`(\w+)`", lambda m: flag_for(m.group(1)) if flag_for(m.group(1)) != m.group(1)
                   else m.group(1), problem)
+
+
+def error_text(exc: InputError) -> str:
+    """The line ``jne`` prints for an :class:`InputError` (after ``error: ``)."""
+    return f"{flag_for(exc.source)}: {cli_message(exc.problem)}"
 
 
 def _estimator_defaults() -> dict:
@@ -229,7 +234,10 @@ def read_run_inputs(a):
     from .io import read_array, read_categories, read_rois
     from .validation import check_matrix, check_same_rows
 
-    X = check_matrix(read_array(a.features), a.features, name="features", min_rows=6)
+    X = read_array(a.features)
+    if getattr(a, "feature_rows", None) is not None:  # `jne sweep`: a subject's rows of a 73k feature file
+        X = np.asarray(X)[a.feature_rows]
+    X = check_matrix(X, a.features, name="features", min_rows=6)
     resp = _read_responses(a)
     check_same_rows(X, resp.data, a.features, resp.source)
     N, V = resp.data.shape
@@ -261,8 +269,10 @@ def _print_estimate(estimate, available: int):
     print(f"memory: estimated peak {estimate.describe()}; {available / 2**30:.1f} GB available", file=sys.stderr)
 
 
-def cmd_run(a):
-    """``jne run``: options -> JNEAnalysis -> run_pipeline -> one line per warning, then the path."""
+def check_run_args(a):
+    """Check the options of a ``jne run`` namespace (filling the inputs from ``--prepared``) before
+    any file is read; returns the :class:`jnecore.JNEAnalysis` they configure. ``jne sweep``
+    checks each of its cells with this too."""
     from .analysis import JNEAnalysis
     from .bundle import SPACES
     from .validation import check_choice
@@ -284,20 +294,30 @@ def cmd_run(a):
     analysis.check_params()
     if analysis.grouping == "categories" and not a.categories:
         raise InputError("--groups", "'categories' needs --categories")
+    return analysis
+
+
+def cmd_run(a):
+    """``jne run``: options -> JNEAnalysis -> run_pipeline -> one line per warning, then the path."""
     from ._atomic import check_out, lock_out
+
+    analysis = check_run_args(a)
 
     with lock_out(Path(a.out)):  # a second writer of this --out fails at once, naming our PID
         check_out(Path(a.out), a.overwrite)
-        path, warnings, run_warnings = _run_locked(a, analysis)
+        path, warnings, run_warnings = run_locked(a, analysis)
     for w in warnings + run_warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {path}")
 
 
-def _run_locked(a, analysis):
+def run_locked(a, analysis, manifest_extra: dict | None = None):
+    """Read the inputs and run the pipeline (the caller holds the lock on ``a.out``)."""
     from .pipeline import checkpoint_dir_for, run_pipeline
 
     inputs, warnings, resp_source = read_run_inputs(a)
+    if manifest_extra:
+        inputs["manifest_extra"] = {**inputs["manifest_extra"], **manifest_extra}
     try:
         path, run_warnings = run_pipeline(analysis=analysis, out=Path(a.out), overwrite=a.overwrite,
                                           progress=not a.quiet, resume=a.resume,

@@ -1,4 +1,4 @@
-"""The ``jne`` command line: run, nsd-prepare, info, simulate, demo, dashboard, features.
+"""The ``jne`` command line: run, nsd-prepare, info, simulate, demo, sweep, dashboard, features, figure.
 
 Bad input ends with one line ``error: <file>: <problem>`` on stderr and exit code 2, no traceback
 and no partial output. Ctrl-C (SIGINT) or SIGTERM ends a command with one line and exit code 130
@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 from ._atomic import check_out, replace_dir, tmp_prefix
-from ._run_cli import add_run_parser, cli_message, cmd_run, flag_for
+from ._run_cli import add_run_parser, cmd_run, error_text, flag_for
 from .cancel import Terminated, clear_stop, request_stop, stop_requested
 from .features._cli import add_features_parser, cmd_features, interrupt_note
 from .validation import InputError
@@ -206,8 +206,12 @@ def _num(x):
 
 
 def _add_demo(sub):
-    p = sub.add_parser("demo", help="build the sample bundle (simulated data on the real HCP-MMP atlas)")
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("demo", help="build the sample bundle (simulated data on the real HCP-MMP atlas), or with "
+                                    "--study a sample study (3 subjects x 4 layers) through `jne sweep`")
+    p.add_argument("--out", help="the bundle (required), or with --study the study folder (default demo-study)")
+    p.add_argument("--study", action="store_true",
+                   help="a simulated study with a planted layer trend (truth.json), run by `jne sweep`")
+    p.add_argument("--jobs", type=int, default=2, help="with --study: cells at a time (default 2)")
     p.add_argument("--small", action="store_true", help="a small bundle in a minute or two on a CPU")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -218,9 +222,29 @@ def _add_demo(sub):
     p.add_argument("--quiet", action="store_true")
 
 
+def _cmd_demo_study(a):
+    import json
+
+    from .demo import build_demo_study, study_truth_text
+
+    if a.simulations:
+        raise InputError("--simulations", "does not apply to --study")
+    out = Path(a.out or "demo-study")
+    path, counts = build_demo_study(out, small=a.small, seed=a.seed, device=a.device,
+                                    jobs=a.jobs, overwrite=a.overwrite,
+                                    log=(lambda line: None) if a.quiet else None)
+    print(study_truth_text(json.loads((out / "truth.json").read_text())))
+    print(f"wrote {out} (study.json, cells/, truth.json, study.toml, inputs/)")
+    return 1 if counts["failed"] else 0
+
+
 def _cmd_demo(a):
     from .demo import build_demo
 
+    if a.study:
+        return _cmd_demo_study(a)
+    if not a.out:
+        raise InputError("--out", "is required (the bundle to write)")
     check_out(Path(a.out), a.overwrite)
     sims = None
     tmp = None
@@ -240,6 +264,27 @@ def _cmd_demo(a):
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {path}")
+
+
+def _add_sweep(sub):
+    p = sub.add_parser("sweep", help="run every subject x layer x setting of a study file, each as a bundle "
+                                     "(locally or on a Ray cluster)")
+    p.add_argument("study", help="the study file (TOML: subjects, features + layers, settings, [run] options)")
+    p.add_argument("--address", help="run on this Ray cluster (HOST:PORT, ray://HOST:PORT or auto; needs "
+                                     "jnecore[cluster]), one cell per task, one GPU per task when it has GPUs")
+    p.add_argument("--jobs", type=int, default=1, help="cells at a time on this machine (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads per cell on this machine (default cores // jobs)")
+    p.add_argument("--resume", action="store_true", help="continue a study folder: run only the cells not done")
+    p.add_argument("--out", help="the study folder (default: the study file's `out`)")
+    p.add_argument("--overwrite", action="store_true", help="run every cell again, replacing its bundle")
+
+
+def _cmd_sweep(a):
+    from .sweep import run_sweep
+
+    _, counts, _ = run_sweep(a.study, out=a.out, jobs=a.jobs, threads=a.threads, address=a.address,
+                             resume=a.resume, overwrite=a.overwrite)
+    return 1 if counts["failed"] else 0
 
 
 def _add_dashboard(sub):
@@ -296,7 +341,7 @@ def _add_info(sub):
 
 
 COMMANDS = {"run": cmd_run, "nsd-prepare": _cmd_nsd, "info": _cmd_info, "simulate": _cmd_simulate,
-            "demo": _cmd_demo, "dashboard": _cmd_dashboard, "features": cmd_features, "figure": _cmd_figure}
+            "demo": _cmd_demo, "sweep": _cmd_sweep, "dashboard": _cmd_dashboard, "features": cmd_features, "figure": _cmd_figure}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -313,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"jnecore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_run_parser, _add_nsd, _add_info, _add_simulate, _add_demo, _add_dashboard, add_features_parser,
-                _add_figure):
+    for add in (add_run_parser, _add_nsd, _add_info, _add_simulate, _add_demo, _add_sweep, _add_dashboard,
+                add_features_parser, _add_figure):
         add(sub)
     return parser
 
@@ -342,6 +387,8 @@ def _interrupt_message(args) -> str:
         ck = checkpoint_dir_for(args.out)
         if any(ck.glob("*.safetensors")):
             msg += f" (fitted encoders kept in {ck}: rerun with --resume to reuse them)"
+    elif args.command == "sweep" or (args.command == "demo" and args.study):
+        msg = "error: interrupted; the cells done so far are kept (rerun with --resume to run the others)"
     elif args.command == "features":
         msg += interrupt_note(args)
     return msg
@@ -360,7 +407,7 @@ def main(argv=None) -> int:
     try:
         code = COMMANDS[args.command](args)
     except InputError as exc:  # a library parameter's name becomes the flag the user typed
-        print(f"error: {flag_for(exc.source)}: {cli_message(exc.problem)}", file=sys.stderr)
+        print(f"error: {error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(_interrupt_message(args), file=sys.stderr)

@@ -39,7 +39,9 @@ import torch
 
 from .analysis import JNEAnalysis
 
-__all__ = ["CATEGORIES", "CATEGORY_GAIN", "LEVEL_NONLINEARITY", "MARGIN", "TRUTH_COLUMNS", "DemoSpec",
+from ._demo_study import StudySpec, build_demo_study, simulate_study, study_truth_text
+
+__all__ = ["StudySpec", "build_demo_study", "simulate_study", "study_truth_text", "CATEGORIES", "CATEGORY_GAIN", "LEVEL_NONLINEARITY", "MARGIN", "TRUTH_COLUMNS", "DemoSpec",
            "simulate_responses", "build_demo", "truth_table", "recovery_table", "planted_recovery",
            "truth_markdown"]
 
