@@ -485,11 +485,26 @@ def show_figure(fig, name: str, *, key: str | None = None, html: bool = True, th
                            mime="text/html", key=f"dl_html_{key}", on_click="ignore", icon=":material/download:")
 
 
-def show_table(table: pd.DataFrame, name: str, *, key: str | None = None, height="auto", **kw):
-    """Draw a table with a "CSV" download button under it."""
+def n_resamples(bundle) -> int | None:
+    """The bootstrap resamples behind a bundle's vertex p values (its configuration's ``n_boot``)."""
+    n = ((bundle.manifest or {}).get("config") or {}).get("n_boot")
+    try:
+        return int(n) if n is not None and int(n) >= 1 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def show_table(table: pd.DataFrame, name: str, *, key: str | None = None, height="auto", n_resamples=None, **kw):
+    """Draw a table with a "CSV" download button under it.
+
+    The table drawn goes through :func:`jnecore.display_table` (p / q in scientific notation, the
+    resampling floor stated when ``n_resamples`` is given, no "None" / "nan" cells); the CSV keeps
+    the raw numbers.
+    """
+    from jnecore._format import display_table
     from jnecore.export import table_csv
 
     key = key or slug(name)
-    st.dataframe(table, hide_index=True, key=f"tbl_{key}", height=height, **kw)
+    st.dataframe(display_table(table, n_resamples=n_resamples), hide_index=True, key=f"tbl_{key}", height=height, **kw)
     st.download_button("Download table (CSV)", data=table_csv(table), file_name=f"{slug(name)}.csv",
                        mime="text/csv", key=f"dl_csv_{key}", on_click="ignore", icon=":material/download:")

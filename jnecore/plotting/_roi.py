@@ -12,10 +12,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats
 
+from .._format import format_p
 from ..summaries import LEVEL_ORDER
 
 __all__ = [
-    "LEVEL_COLORS", "TEMPLATE", "level_color", "plot_roi_bars", "plot_level_bars", "plot_roi_distributions",
+    "LEVEL_COLORS", "TEMPLATE", "bars_from_zero", "level_color", "plot_roi_bars", "plot_level_bars", "plot_roi_distributions",
     "plot_test_matrix", "plot_r2_scatter", "r2_correlation_table", "METRIC_LABELS",
 ]
 
@@ -48,25 +49,31 @@ def _levels_present(levels) -> list:
 def _layout(fig: go.Figure, title, **kw) -> go.Figure:
     fig.update_layout(template=TEMPLATE, title=dict(text=title) if title else None,
                       margin=dict(l=60, r=20, t=60 if title else 30, b=60), **kw)
+    return bars_from_zero(fig)
+
+
+def bars_from_zero(fig: go.Figure) -> go.Figure:
+    """Every bar trace's value axis starts at 0 (``rangemode="tozero"``), in every subplot.
+
+    A bar's length is its value, so an axis that does not start at 0 misleads; zoomed views of
+    means belong in dot or box plots. Vertical bars: their y axis; horizontal bars: their x axis.
+    An explicit axis range is widened to include 0.
+    """
+    for tr in fig.data:
+        if tr.type != "bar":
+            continue
+        horizontal = tr.orientation == "h"
+        ref = (tr.xaxis if horizontal else tr.yaxis) or ("x" if horizontal else "y")
+        axis = fig.layout[("xaxis" if horizontal else "yaxis") + ref[1:]]
+        axis.rangemode = "tozero"
+        if axis.range is not None:
+            lo, hi = axis.range
+            axis.range = [min(0.0, lo), max(0.0, hi)]
     return fig
 
 
-def _zoom_y(fig, means, errs, zero: bool):
-    """Fit the y axis to mean ± error unless ``zero`` (bars from 0)."""
-    if zero:
-        return
-    m = np.asarray(means, dtype=float)
-    e = np.nan_to_num(np.asarray(errs, dtype=float)) if errs is not None else np.zeros_like(m)
-    ok = np.isfinite(m)
-    if not ok.any():
-        return
-    lo, hi = float(np.min(m[ok] - e[ok])), float(np.max(m[ok] + e[ok]))
-    pad = 0.08 * (hi - lo if hi > lo else abs(hi) or 1.0)
-    fig.update_yaxes(range=[lo - pad, hi + pad])
-
-
 def plot_roi_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = "sem", highlight_roi=None,
-                  zero: bool = True, title=None, height: int = 420) -> go.Figure:
+                  title=None, height: int = 420) -> go.Figure:
     """Mean of a metric per ROI with error bars, in the table's order, coloured by hierarchy level.
 
     Parameters
@@ -76,12 +83,10 @@ def plot_roi_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = "s
     metric : name of the summarised metric (axis label only)
     error : "sem", "std" or None
     highlight_roi : ROI drawn with a black outline
-    zero : y axis from 0 (default); False fits it to mean ± error (JNE has no absolute scale, so
-        differences between ROIs are what matters)
     title : figure title (default "<metric> per ROI (mean ± SEM)")
 
     Returns a figure with one bar trace per level (legend = levels); ``layout.xaxis.categoryarray``
-    holds the ROI order.
+    holds the ROI order. The y axis starts at 0 (:func:`bars_from_zero`).
     """
     if error not in ("sem", "std", None):
         raise ValueError(f"error must be 'sem', 'std' or None, got {error!r}")
@@ -101,14 +106,13 @@ def plot_roi_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = "s
                           "<extra>" + lv + "</extra>",
         )
     suffix = {"sem": " (mean ± SEM)", "std": " (mean ± SD)", None: " (mean)"}[error]
-    _zoom_y(fig, summary["mean"], summary[error] if error else None, zero)
     fig.update_xaxes(categoryorder="array", categoryarray=order, tickangle=-60 if len(order) > 12 else 0)
     fig.update_yaxes(title=_label(metric))
     return _layout(fig, title if title is not None else f"{_label(metric)} per ROI{suffix}", height=height,
                    barmode="overlay", legend_title_text="level", bargap=0.15)
 
 
-def plot_level_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = "sem", zero: bool = True, title=None,
+def plot_level_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = "sem", title=None,
                     height: int = 360) -> go.Figure:
     """Mean ± SEM of a metric per hierarchy level (table from :func:`jnecore.summaries.level_summary`).
 
@@ -126,7 +130,6 @@ def plot_level_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = 
         hovertemplate="%{x}<br>mean %{y:.4g}<br>n %{customdata}<extra></extra>",
     ))
     fig.update_yaxes(title=_label(metric))
-    _zoom_y(fig, s["mean"], s[error] if error else None, zero)
     return _layout(fig, title if title is not None else f"{_label(metric)} per hierarchy level (mean ± SEM)",
                    height=height, showlegend=False)
 
@@ -177,7 +180,8 @@ def plot_roi_distributions(vertices: pd.DataFrame, metric: str = "jne", *, rois=
 
 
 def plot_test_matrix(tests: pd.DataFrame, *, value: str = "q", alpha: float = 0.05, groups=None, title=None,
-                     cmap: str = "Blues_r", vmin: float = 0.0, vmax: float = 1.0, height: int = 380) -> go.Figure:
+                     cmap: str = "Blues_r", vmin: float = 0.0, vmax: float = 1.0, height: int = 380,
+                     n_resamples: int | None = None) -> go.Figure:
     """Heatmap of pairwise one-sided tests (the paper's Fig. 7 matrix).
 
     Parameters
@@ -187,6 +191,8 @@ def plot_test_matrix(tests: pd.DataFrame, *, value: str = "q", alpha: float = 0.
     value : column shown ("q" by default, or "p")
     alpha : cells with value < alpha are marked with a star in their annotation
     groups : row/column order (default: order of first appearance in ``tests``)
+    n_resamples : resamples behind resampled p values (the annotations state the floor,
+        :func:`jnecore.format_p`); None for analytic tests
 
     Returns a single heatmap trace with ``y`` = a (row, "greater"), ``x`` = b and ``z[i][j]`` the
     value for (a = y[i], b = x[j]); the diagonal is NaN. Annotations give the values.
@@ -199,7 +205,7 @@ def plot_test_matrix(tests: pd.DataFrame, *, value: str = "q", alpha: float = 0.
     for a, b, val in zip(tests["a"].astype(str), tests["b"].astype(str), tests[value].to_numpy(dtype=float)):
         if a in idx and b in idx:
             z[idx[a], idx[b]] = val
-    text = [["" if not np.isfinite(x) else (f"{x:.2g}" if x >= 1e-3 else f"{x:.0e}") + (" *" if x < alpha else "")
+    text = [["" if not np.isfinite(x) else format_p(x, n_resamples) + (" *" if x < alpha else "")
              for x in row] for row in z]
     fig = go.Figure(go.Heatmap(
         z=z, x=groups, y=groups, text=text, texttemplate="%{text}", textfont=dict(size=11 if len(groups) <= 6 else 9),
