@@ -266,18 +266,32 @@ def test_selectivity_category_roi_and_clusters(folder, roots):
     at = run_page("3_Stimulus_selectivity.py")
     assert_clean(at)
     figs = figures(at)
+    assert len(figs["heatmap"]["data"]) == 1  # one heatmap, one colour bar for every ROI
     hm = figs["heatmap"]["data"][0]
     z = np.asarray(hm["z"], dtype=float)
-    np.testing.assert_allclose(np.nanmax(z, axis=1), 1.0)  # normalised per ROI by default
+    long = table_with(at, "roi", "group", "mom", "mom_norm")
+    want = long.pivot(index="roi", columns="group", values="mom").loc[[str(r).removeprefix("<b>").removesuffix("</b>") for r in hm["y"]], list(hm["x"])]
+    np.testing.assert_allclose(z, want.to_numpy(dtype=float), rtol=1e-6)  # absolute MoM by default
+    assert "absolute" in title(figs["heatmap"])
     assert "outdoor scene" in title(figs["drivers"])
+    # the focus ROI's bars: MoM with bootstrap CIs over stimuli (the CI table is the one drawn)
+    bars, ci = figs["roi_bars"]["data"][0], table_with(at, "group", "mom", "ci_low", "ci_high")
+    ci = ci.set_index("group").loc[list(bars["x"])]
+    np.testing.assert_allclose(bars["y"], ci["mom"].to_numpy(dtype=float), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(bars["error_y"]["array"]) + bars["y"], ci["ci_high"].astype(float), rtol=1e-6)
+    np.testing.assert_allclose(bars["y"] - np.asarray(bars["error_y"]["arrayminus"]), ci["ci_low"].astype(float),
+                               rtol=1e-6)
+    assert (ci["ci_low"].astype(float) <= ci["mom"]).all() and (ci["mom"] <= ci["ci_high"].astype(float)).all()
+    assert "bootstrap CI over stimuli" in title(figs["roi_bars"])
 
     at.selectbox(key="_w_jne_group_category").select("face").run()
     assert_clean(at)
     assert "'face'" in title(figures(at)["drivers"])
 
-    at.radio(key="s_scale").set_value("none").run()
+    at.radio(key="s_scale").set_value("roi").run()
     z2 = np.asarray(figures(at)["heatmap"]["data"][0]["z"], dtype=float)
-    assert not np.allclose(np.nanmax(z2, axis=1), 1.0)
+    np.testing.assert_allclose(np.nanmax(z2, axis=1), 1.0)  # the relative option: min-max per ROI
+    assert "relative" in title(figures(at)["heatmap"])
     at.radio(key="s_scale").set_value("group").run()
     assert_clean(at)
     z3 = np.asarray(figures(at)["heatmap"]["data"][0]["z"], dtype=float)

@@ -16,7 +16,7 @@ from .._format import format_p
 from ..summaries import LEVEL_ORDER
 
 __all__ = [
-    "LEVEL_COLORS", "TEMPLATE", "bars_from_zero", "level_color", "plot_roi_bars", "plot_level_bars", "plot_roi_distributions",
+    "LEVEL_COLORS", "MAX_DISTRIBUTION_POINTS", "TEMPLATE", "bars_from_zero", "level_color", "plot_roi_bars", "plot_level_bars", "plot_roi_distributions",
     "plot_test_matrix", "plot_r2_scatter", "r2_correlation_table", "METRIC_LABELS",
 ]
 
@@ -134,40 +134,64 @@ def plot_level_bars(summary: pd.DataFrame, *, metric: str = "jne", error: str = 
                    height=height, showlegend=False)
 
 
+#: vertices per ROI a violin / box is drawn from (a seeded random subset above it)
+MAX_DISTRIBUTION_POINTS = 4000
+
+
 def plot_roi_distributions(vertices: pd.DataFrame, metric: str = "jne", *, rois=None, kind: str = "violin",
-                           significant_only: bool = True, roi_order=None, title=None,
-                           height: int = 420) -> go.Figure:
+                           significant_only: bool = True, roi_order=None, title=None, height: int = 420,
+                           max_points: int | None = MAX_DISTRIBUTION_POINTS, seed: int = 0) -> go.Figure:
     """Distribution of a metric over each ROI's vertices (violin or box), coloured by level.
 
     Parameters
     ----------
-    vertices : bundle vertex table (roi, level, significant, ``metric``)
+    vertices : bundle vertex table (roi, level, significant, ``metric``), (V, ...)
     rois : ROIs to show (default all); order = ``roi_order`` if given, else level then median
     kind : "violin" or "box"
+    max_points : draw each ROI from at most this many of its vertices (a seeded random subset
+        without replacement, so the shape is an estimate; None: all). A whole-brain bundle has
+        thousands of vertices per parcel, and plotly's kernel density and quartiles of a few
+        thousand values are close to those of all of them, at a fraction of the bytes sent.
+    seed : of the subsets
 
-    Returns one trace per ROI (``trace.name`` = ROI, ``trace.y`` = its values).
+    Returns one trace per ROI (``trace.name`` = ROI, ``trace.y`` = its values, or the subset);
+    ``layout.meta`` = {"max_points": ..., "subsampled": [ROIs drawn from a subset]}.
     """
     if kind not in ("violin", "box"):
         raise ValueError(f"kind must be 'violin' or 'box', got {kind!r}")
     v = vertices
     if significant_only:
-        v = v[v["significant"].astype(bool)]
-    v = v[np.isfinite(v[metric].to_numpy(dtype=float))]
+        v = v[v["significant"].to_numpy(dtype=bool)]
+    values = v[metric].to_numpy(dtype=float)
+    v = v[np.isfinite(values)]
+    roi_col = v["roi"].astype(str)
     if rois is not None:
         keep = [str(r) for r in rois]
-        v = v[v["roi"].astype(str).isin(keep)]
+        v, roi_col = v[roi_col.isin(keep).to_numpy()], roi_col[roi_col.isin(keep).to_numpy()]
+    values = v[metric].to_numpy(dtype=float)
+    codes, names = pd.factorize(roi_col, sort=False)
+    names = [str(n) for n in names]
+    grouped = pd.Series(np.arange(len(codes))).groupby(codes).indices if len(codes) else {}
+    rows = {names[k]: np.asarray(ix) for k, ix in grouped.items()}
+    levels = v["level"].astype(str).to_numpy()
     if roi_order is None:
-        med = v.groupby(["roi", "level"], observed=True)[metric].median().reset_index()
+        med = pd.DataFrame({"roi": names, "level": [levels[rows[n][0]] for n in names],
+                            "median": [float(np.median(values[rows[n]])) for n in names]})
         med["_l"] = med["level"].map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(9)
-        roi_order = med.sort_values(["_l", metric])["roi"].astype(str).tolist()
+        roi_order = med.sort_values(["_l", "median"])["roi"].tolist()
+    rng = np.random.default_rng(seed)
     fig = go.Figure()
+    subsampled = []
     for roi in roi_order:
-        sub = v[v["roi"].astype(str) == str(roi)]
-        if sub.empty:
+        idx = rows.get(str(roi))
+        if idx is None or not len(idx):
             continue
-        lv = str(sub["level"].iloc[0])
-        common = dict(y=sub[metric].to_numpy(dtype=float), name=str(roi), legendgroup=lv,
-                      marker_color=level_color(lv), line_color=level_color(lv))
+        lv = str(levels[idx[0]])
+        if max_points is not None and len(idx) > max_points:
+            idx = np.sort(rng.choice(idx, int(max_points), replace=False))
+            subsampled.append(str(roi))
+        common = dict(y=values[idx], name=str(roi), legendgroup=lv, marker_color=level_color(lv),
+                      line_color=level_color(lv))
         if kind == "violin":
             fig.add_violin(**common, box_visible=True, meanline_visible=True, points=False, spanmode="hard",
                            hoverinfo="y+name")
@@ -175,6 +199,7 @@ def plot_roi_distributions(vertices: pd.DataFrame, metric: str = "jne", *, rois=
             fig.add_box(**common, boxmean=True, boxpoints=False)
     fig.update_yaxes(title=_label(metric))
     fig.update_xaxes(tickangle=-60 if len(fig.data) > 12 else 0)
+    fig.update_layout(meta={"max_points": max_points, "subsampled": subsampled})
     return _layout(fig, title if title is not None else f"{_label(metric)} distribution per ROI",
                    height=height, showlegend=False)
 
