@@ -258,6 +258,60 @@ def test_hierarchy_metric_and_roi_comparison(folder, roots):
     assert figures(at)["roi_dist"]["data"][0]["type"] == "box"
 
 
+def test_hierarchy_functional_names(folder, roots):
+    """The functional ROI set regroups the parcels: FFA = FFC, PPA = PHA1-3, ... (numbers vs a naive groupby)."""
+    import pandas as pd
+    from jnecore.bundle import load_bundle
+
+    roots(folder / "a_demo")
+    at = run_page("2_ROI_hierarchy.py")
+    at.radio(key="h_roi_set").set_value("functional").run()
+    assert_clean(at)
+    assert at.session_state["jne_roi_set"] == "functional"
+    figs = figures(at)
+    bars = {x: y for tr in figs["roi_bars"]["data"] for x, y in zip(tr["x"], tr["y"])}
+    v = load_bundle(folder / "a_demo").vertices
+    names = {"V1": "V1", "V2": "V2", "V3": "V3", "V4": "V4", "FFC": "FFA", "PHA1": "PPA", "PHA2": "PPA", "PHA3": "PPA",
+             "LO2": "EBA", "PH": "EBA", "TPOJ1": "EBA", "V3CD": "OPA", "IP0": "OPA", "RSC": "RSC"}
+    sig = v[v["significant"].astype(bool) & np.isfinite(v["jne"])].copy()
+    sig["name"] = sig["roi"].astype(str).str.replace(r"^[LR]_", "", regex=True).map(names)
+    want = sig.dropna(subset=["name"]).groupby("name")["jne"].mean()
+    assert set(bars) == set(want.index) and "FFA" in bars and "FFC" not in bars
+    np.testing.assert_allclose([bars[k] for k in want.index], want.to_numpy(), rtol=1e-6)
+    caveats = table_with(at, "parcel", "functional", "caveat")
+    assert set(caveats["functional"]) <= set(want.index) and (caveats["caveat"] != "").all()
+    # the choice is kept on the selectivity page
+    at2 = AppTest.from_file(_page("3_Stimulus_selectivity.py"), default_timeout=TIMEOUT)
+    at2.session_state["jne_roi_set"] = "functional"
+    at2.run()
+    assert_clean(at2)
+    assert at2.radio(key="s_roi_set").value == "functional"
+    ylabels = [str(y).removeprefix("<b>").removesuffix("</b>") for y in figures(at2)["heatmap"]["data"][0]["y"]]
+    assert "FFA" in ylabels and "FFC" not in ylabels
+
+
+@pytest.mark.parametrize("name", ["app.py", "2_ROI_hierarchy.py", "3_Stimulus_selectivity.py",
+                                  "4_Encoding_performance.py", "5_Simulations.py", "6_Compare_bundles.py"])
+def test_no_none_or_nan_in_tables(folder, roots, name):
+    """No table cell on a page reads "None" or "nan"; p / q cells are scientific with the floor stated."""
+    import pandas as pd
+
+    roots(folder)
+    at = run_page(name)
+    assert_clean(at)
+    assert len(at.dataframe) or name == "app.py"
+    for d in at.dataframe:
+        t = d.value
+        for col in t.columns:
+            cells = t[col].tolist()
+            assert not any(x is None or (isinstance(x, float) and np.isnan(x)) for x in cells), (name, col)
+            text = {str(x).strip() for x in cells}  # (a placement named "none" is a name, not a missing value)
+            assert not text & {"None", "nan", "NaN", "<NA>", "NaT"}, (name, col)
+            if col in ("p", "q", "p_fdr"):
+                assert all(c == "n/a" or c.startswith("< ") or "e-" in c or "e+" in c for c in map(str, cells)), \
+                    (name, col, cells[:3])
+
+
 # ------------------------------------------------------------------------------------------ selectivity
 
 
