@@ -10,6 +10,7 @@ same cleanup runs. ``jne run`` keeps the encoders it has fitted in ``<out>.parti
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import signal
 import sys
@@ -347,9 +348,27 @@ def _interrupt_message(args) -> str:
     return msg
 
 
+def _command_flags(parser: argparse.ArgumentParser, command: str) -> set:
+    """The option strings (``--metric`` ...) of one subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return set(action.choices[command]._option_string_actions)
+    return set()
+
+
+def _flag(name: str, flags: set) -> str:
+    """The flag the user typed for a library name: a known one (:func:`flag_for`), else this command's
+    ``--name-with-dashes`` when it has one, else the name itself (e.g. a file)."""
+    flag = flag_for(name)
+    if flag == name and ("--" + name.replace("_", "-")) in flags:
+        return "--" + name.replace("_", "-")
+    return flag
+
+
 def main(argv=None) -> int:
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help / --version (0) or a one-line usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     previous = {}
@@ -360,7 +379,10 @@ def main(argv=None) -> int:
     try:
         code = COMMANDS[args.command](args)
     except InputError as exc:  # a library parameter's name becomes the flag the user typed
-        print(f"error: {flag_for(exc.source)}: {cli_message(exc.problem)}", file=sys.stderr)
+        flags = _command_flags(parser, args.command)
+        problem = re.sub(r"`(\w+)`", lambda m: _flag(m.group(1), flags) if _flag(m.group(1), flags) != m.group(1)
+                         else m.group(0), exc.problem)
+        print(f"error: {_flag(exc.source, flags)}: {cli_message(problem)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(_interrupt_message(args), file=sys.stderr)

@@ -17,7 +17,6 @@ st.caption("The paper's finding: JNE is lowest in primary visual cortex (V1), in
 roi = S.selected_roi()
 path, stamp = str(bundle.path), S._stamp(str(bundle.path))
 v0 = bundle.vertices
-B = S.n_resamples(bundle)
 
 METRICS = {"JNE": "jne", "R² nonlinear": "r2_nonlinear", "R² linear": "r2_linear"}
 if "true_nonlinearity" in v0:
