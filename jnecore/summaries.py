@@ -178,7 +178,7 @@ def roi_group_ci(jne_ss: np.ndarray, groups, vertex_mask, *, n_boot: int = 200, 
     Returns
     -------
     DataFrame, one row per group (sorted by name): group, mom, ci_low, ci_high, n_stimuli,
-    n_vertices, n_boot. Empty (same columns) when the mask selects no finite column.
+    n_vertices, n_boot, ci (the interval mass). Empty (same columns) when the mask selects no finite column.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -187,7 +187,7 @@ def roi_group_ci(jne_ss: np.ndarray, groups, vertex_mask, *, n_boot: int = 200, 
     groups = np.asarray(groups).astype(str)
     if len(groups) != jne_ss.shape[0]:
         raise ValueError(f"{len(groups)} group labels for {jne_ss.shape[0]} test stimuli")
-    cols = ["group", "mom", "ci_low", "ci_high", "n_stimuli", "n_vertices", "n_boot"]
+    cols = ["group", "mom", "ci_low", "ci_high", "n_stimuli", "n_vertices", "n_boot", "ci"]
     idx = np.flatnonzero(np.asarray(vertex_mask, dtype=bool))
     block = np.asarray(jne_ss[:, idx], dtype=np.float64) if len(idx) else np.empty((len(groups), 0))
     finite = np.isfinite(block).all(0)
@@ -203,7 +203,7 @@ def roi_group_ci(jne_ss: np.ndarray, groups, vertex_mask, *, n_boot: int = 200, 
         boot = s[pick].mean(1)
         lo, hi = np.percentile(boot, [tail, 100 - tail])
         rows.append(dict(group=g, mom=float(s.mean()), ci_low=float(lo), ci_high=float(hi), n_stimuli=len(s),
-                         n_vertices=int(finite.sum()), n_boot=int(n_boot)))
+                         n_vertices=int(finite.sum()), n_boot=int(n_boot), ci=float(ci)))
     return pd.DataFrame(rows, columns=cols)
 
 

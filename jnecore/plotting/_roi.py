@@ -230,7 +230,8 @@ def plot_test_matrix(tests: pd.DataFrame, *, value: str = "q", alpha: float = 0.
     for a, b, val in zip(tests["a"].astype(str), tests["b"].astype(str), tests[value].to_numpy(dtype=float)):
         if a in idx and b in idx:
             z[idx[a], idx[b]] = val
-    text = [["" if not np.isfinite(x) else format_p(x, n_resamples) + (" *" if x < alpha else "")
+    digits = 2 if len(groups) <= 6 else 1
+    text = [["" if not np.isfinite(x) else format_p(x, n_resamples, digits=digits) + (" *" if x < alpha else "")
              for x in row] for row in z]
     fig = go.Figure(go.Heatmap(
         z=z, x=groups, y=groups, text=text, texttemplate="%{text}", textfont=dict(size=11 if len(groups) <= 6 else 9),

@@ -152,7 +152,10 @@ def plot_roi_group_bars(table: pd.DataFrame, roi, *, normalised: bool = False, s
         error = dict(type="data", symmetric=False, array=c["ci_high"].to_numpy(dtype=float) - mom,
                      arrayminus=mom - c["ci_low"].to_numpy(dtype=float), visible=True)
         boot = int(ci["n_boot"].iloc[0]) if "n_boot" in ci else None
-        what = "mean; bootstrap CI over stimuli" + (f", {boot} resamples" if boot else "")
+        mass = f"{100 * float(ci['ci'].iloc[0]):g}% " if "ci" in ci else ""
+        what = f"mean, {mass}bootstrap CI over stimuli"
+        if boot:
+            what += f"<br><sup>{boot} resamples of each group's stimuli, the ROI's vertices fixed</sup>"
     elif not normalised and "sem" in sub:
         error = dict(type="data", array=sub["sem"].to_numpy(dtype=float), visible=True)
     elif normalised:
@@ -165,7 +168,9 @@ def plot_roi_group_bars(table: pd.DataFrame, roi, *, normalised: bool = False, s
     ))
     fig.update_yaxes(title="MoM (relative, min-max per ROI)" if normalised else "MoM (mean JNE-SS)")
     fig.update_xaxes(title="stimulus group", categoryorder="array", categoryarray=sub["group"].astype(str).tolist())
-    return _layout(fig, title if title is not None else f"{roi}: JNE-SS per stimulus group ({what})",
+    head = f"{roi}: JNE-SS per stimulus group"
+    default = f"{head} ({what})" if "<br>" not in what else f"{head} ({what.replace('<br>', ')<br>', 1)}"
+    return _layout(fig, title if title is not None else default,
                    height=height, showlegend=False)
 
 
