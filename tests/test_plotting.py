@@ -182,8 +182,15 @@ def test_r2_correlation_table(vertices):
     sig = vertices[vertices["significant"]]
     for row in t.itertuples():
         g = sig[sig["roi"] == row.roi]
-        assert row.pearson_r == pytest.approx(stats.pearsonr(g["r2_linear"], g["r2_nonlinear"])[0])
+        r, pv = stats.pearsonr(g["r2_linear"], g["r2_nonlinear"])
+        assert row.pearson_r == pytest.approx(r, rel=1e-10) and row.p == pytest.approx(pv, rel=1e-8)
         assert row.n == len(g)
+        assert row.mean_r2_linear == pytest.approx(g["r2_linear"].mean())
+    # fewer than three pairs, or no spread: r and p are not defined
+    few = vertices[vertices["roi"].isin(["V1", "V2"])].copy()
+    few = pd.concat([few[few["roi"] == "V1"].head(2), few[few["roi"] == "V2"].assign(r2_linear=0.2)])
+    t = r2_correlation_table(few.assign(significant=True)).set_index("roi")
+    assert t.loc["V1", "n"] == 2 and np.isnan(t.loc["V1", "pearson_r"]) and np.isnan(t.loc["V2", "p"])
 
 
 # --------------------------------------------------------------------------------------- selectivity
