@@ -621,3 +621,11 @@ def test_margin_comparison_bars(roi_group):
     np.testing.assert_allclose(bars[1].y, 2 * expect["margin"])
     assert list(bars[0].text) == expect["top"].tolist() and bars[0].text[0] == "face"  # FFC's planted face
     assert fig.layout.barmode == "group"
+
+
+def test_distribution_total_budget_lowers_the_cap_per_roi(vertices):
+    big = pd.concat([vertices] * 30, ignore_index=True)
+    fig = plot_roi_distributions(big, "jne", max_points=1000, max_total=7 * 250)  # 7 ROIs
+    assert fig.layout.meta["max_points"] == 250 and all(len(tr.y) <= 250 for tr in fig.data)
+    floor = plot_roi_distributions(big, "jne", max_points=1000, max_total=10)
+    assert floor.layout.meta["max_points"] == 200  # never below 200 per ROI

@@ -140,7 +140,8 @@ MAX_DISTRIBUTION_POINTS = 4000
 
 def plot_roi_distributions(vertices: pd.DataFrame, metric: str = "jne", *, rois=None, kind: str = "violin",
                            significant_only: bool = True, roi_order=None, title=None, height: int = 420,
-                           max_points: int | None = MAX_DISTRIBUTION_POINTS, seed: int = 0) -> go.Figure:
+                           max_points: int | None = MAX_DISTRIBUTION_POINTS, max_total: int | None = 60000,
+                           seed: int = 0) -> go.Figure:
     """Distribution of a metric over each ROI's vertices (violin or box), coloured by level.
 
     Parameters
@@ -152,10 +153,12 @@ def plot_roi_distributions(vertices: pd.DataFrame, metric: str = "jne", *, rois=
         without replacement, so the shape is an estimate; None: all). A whole-brain bundle has
         thousands of vertices per parcel, and plotly's kernel density and quartiles of a few
         thousand values are close to those of all of them, at a fraction of the bytes sent.
+    max_total : with many ROIs, the cap per ROI is lowered to ``max_total / n_rois`` (but never
+        below 200), so that the figure stays small (None: no total budget)
     seed : of the subsets
 
     Returns one trace per ROI (``trace.name`` = ROI, ``trace.y`` = its values, or the subset);
-    ``layout.meta`` = {"max_points": ..., "subsampled": [ROIs drawn from a subset]}.
+    ``layout.meta`` = {"max_points": the cap per ROI used, "subsampled": [ROIs drawn from a subset]}.
     """
     if kind not in ("violin", "box"):
         raise ValueError(f"kind must be 'violin' or 'box', got {kind!r}")
@@ -179,6 +182,9 @@ def plot_roi_distributions(vertices: pd.DataFrame, metric: str = "jne", *, rois=
                             "median": [float(np.median(values[rows[n]])) for n in names]})
         med["_l"] = med["level"].map({lv: i for i, lv in enumerate(LEVEL_ORDER)}).fillna(9)
         roi_order = med.sort_values(["_l", "median"])["roi"].tolist()
+    shown = [r for r in roi_order if str(r) in rows]
+    if max_points is not None and max_total is not None and shown:
+        max_points = int(min(max_points, max(200, max_total // len(shown))))
     rng = np.random.default_rng(seed)
     traces, subsampled = [], []
     for roi in roi_order:
@@ -268,8 +274,10 @@ def r2_correlation_table(vertices: pd.DataFrame, *, significant_only: bool = Tru
     x = v["r2_linear"].to_numpy(dtype=float)
     y = v["r2_nonlinear"].to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
-    keys = pd.MultiIndex.from_arrays([v["roi"].astype(str).to_numpy(), v["level"].astype(str).to_numpy()])
-    codes, uniq = pd.factorize(keys, sort=False)
+    rc, rnames = pd.factorize(v["roi"].astype(str), sort=False)
+    lc, lnames = pd.factorize(v["level"].astype(str), sort=False)
+    pair, codes = np.unique(rc.astype(np.int64) * max(len(lnames), 1) + lc, return_inverse=True)
+    uniq = [(str(rnames[c // max(len(lnames), 1)]), str(lnames[c % max(len(lnames), 1)])) for c in pair]
     if not len(uniq):
         return pd.DataFrame(columns=cols)
     g = codes[ok]
