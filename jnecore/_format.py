@@ -110,11 +110,12 @@ def display_table(table: pd.DataFrame, *, n_resamples: int | None = None, p_colu
     out = table.copy()
     for col in out.columns:
         s = out[col]
-        if str(col) in p_columns and (pd.api.types.is_numeric_dtype(s) or s.dtype == object):
-            out[col] = [format_p(x, n_resamples) for x in s]
+        text = pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
+        if str(col) in p_columns and (pd.api.types.is_numeric_dtype(s) or text):
+            out[col] = [format_p(x, n_resamples) if not isinstance(x, str) else x for x in s]
             continue
         miss = s.isna().to_numpy()
-        if s.dtype == object:
+        if text:
             miss = miss | np.array([_missing(x) or str(x) in ("None", "nan", "NaN") for x in s], dtype=bool)
         if miss.any():
             out[col] = [MISSING if m else _number(x) for x, m in zip(s, miss)]

@@ -58,7 +58,8 @@ if roi_set == "functional":
     with st.expander("Functional names: which parcels, and the caveats"):
         st.caption("Each functional name is the union of the parcels below (both hemispheres). The correspondences "
                    "are approximate: parcels come from a group-average atlas, functional ROIs from each person's "
-                   f"localiser. Replace the table with your own CSV (columns roi, functional) via ${'JNE_FUNCTIONAL_ROIS'}.")
+                   "localiser. Replace the table with your own CSV (columns roi, functional) through the environment "
+                   "variable `JNE_FUNCTIONAL_ROIS`.")
         S.show_table(S.functional_caveats(bundle), "functional_rois", key="functional_rois")
 
 st.subheader("Distributions per ROI")
