@@ -601,9 +601,17 @@ def roi_selector(bundle, *, where=None, widget_key=None, label="Selected ROI", a
     return selected_roi()
 
 
-def selected_roi():
+def selected_roi(roi_set: str = "parcels"):
+    """The shared selected ROI (None when none), named in ``roi_set`` (its functional name, or None
+    when it has none)."""
     r = st.session_state.get(ROI_KEY)
-    return None if r in (None, ROI_NONE) else r
+    if r in (None, ROI_NONE):
+        return None
+    if roi_set == "parcels":
+        return r
+    from jnecore.atlas import functional_names
+
+    return str(functional_names([r], functional_source())[0]) or None
 
 
 _MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")

@@ -277,6 +277,9 @@ def test_hierarchy_functional_names(folder, roots):
     sig["name"] = sig["roi"].astype(str).str.replace(r"^[LR]_", "", regex=True).map(names)
     want = sig.dropna(subset=["name"]).groupby("name")["jne"].mean()
     assert set(bars) == set(want.index) and "FFA" in bars and "FFC" not in bars
+    # the sidebar's ROI (FFC by default) is highlighted under its functional name
+    widths = {x: w for tr in figs["roi_bars"]["data"] for x, w in zip(tr["x"], tr["marker"]["line"]["width"])}
+    assert at.session_state["jne_roi"] == "FFC" and widths["FFA"] == 3 and widths["V1"] == 0
     np.testing.assert_allclose([bars[k] for k in want.index], want.to_numpy(), rtol=1e-6)
     caveats = table_with(at, "parcel", "functional", "caveat")
     assert set(caveats["functional"]) <= set(want.index) and (caveats["caveat"] != "").all()

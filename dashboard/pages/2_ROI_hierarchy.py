@@ -14,7 +14,6 @@ S.simulated_banner(bundle)
 st.caption("The paper's finding: JNE is lowest in primary visual cortex (V1), intermediate in V2-V4 and "
            "highest in higher-order areas (EBA, PPA, RSC, OPA, FFA). Statistics use the significant vertices.")
 
-roi = S.selected_roi()
 path, stamp = str(bundle.path), S._stamp(str(bundle.path))
 v0 = bundle.vertices
 
@@ -25,6 +24,7 @@ if "noise_ceiling" in v0:
     METRICS["Noise ceiling (%)"] = "noise_ceiling"
 c0, c1, c2, c3 = st.columns([1.6, 2, 1.4, 1.4])
 roi_set = S.roi_set_choice(c0, widget_key="h_roi_set")
+roi = S.selected_roi(roi_set)  # the sidebar's ROI, named in this ROI set
 src = S.functional_source()
 metric_label = c1.selectbox("Metric", list(METRICS), key="h_metric")
 metric = METRICS[metric_label]

@@ -67,7 +67,7 @@ if table.empty:
 all_rois = S.roi_set_rois(bundle, roi_set)
 rois = [r for r in all_rois if r in set(table["roi"].astype(str))]
 group_names = sorted(table["group"].astype(str).unique())
-roi = S.selected_roi()
+roi = S.selected_roi(roi_set)
 
 # ---------------------------------------------------------------------------------------------
 st.subheader(f"ROI × {gcol} MoM")
