@@ -330,23 +330,186 @@ def stored_table(bundle, name: str, compute, *, metric: str = "jne", significant
 
 
 @st.cache_data(show_spinner="Summarising JNE-SS ...", max_entries=32)
-def roi_group(path: str, stamp: float, group_column: str, significant_only: bool = True) -> pd.DataFrame:
-    """The ROI x group MoM table: the stored ``roi_group`` / ``roi_cluster`` table, else computed."""
+def roi_group(path: str, stamp: float, group_column: str, significant_only: bool = True,
+              roi_set: str = "parcels", source=None) -> pd.DataFrame:
+    """The ROI x group MoM table: the stored ``roi_group`` / ``roi_cluster`` table (parcels), else computed."""
     b = get_bundle(path)
+    if roi_set != "parcels":
+        return _roi_group(b, group_column, significant_only, roi_set)
     name = {"category": "roi_group", "cluster": "roi_cluster"}.get(group_column, "")
     return stored_table(b, name, lambda: _roi_group(b, group_column, significant_only),
                         significant_only=significant_only)
 
 
-def _roi_group(b, group_column: str, significant_only: bool) -> pd.DataFrame:
-    from jnecore import summaries
-
+def _jne_ss_mask(b, significant_only: bool) -> np.ndarray:
     v = b.vertices
     mask = np.isfinite(v["jne"].to_numpy(dtype=float))
     if significant_only:
         mask &= v["significant"].to_numpy(dtype=bool)
+    return mask
+
+
+def roi_set_labels(b, roi_set: str) -> np.ndarray:
+    """(V,) the ROI of each of the bundle's rows in an ROI set ("" where the set has none)."""
+    rois = b.vertices["roi"].astype(str).to_numpy()
+    if roi_set == "parcels":
+        return rois
+    from jnecore.atlas import functional_names
+
+    return functional_names(rois, functional_source())
+
+
+def _roi_group(b, group_column: str, significant_only: bool, roi_set: str = "parcels") -> pd.DataFrame:
+    from jnecore import summaries
+
+    rois = roi_set_labels(b, roi_set)
+    mask = _jne_ss_mask(b, significant_only) & (rois != "")
     groups = b.test_stimuli[group_column].astype(str).to_numpy()
-    return summaries.roi_group_table(b.jne_ss, groups, v["roi"].astype(str).to_numpy(), vertex_mask=mask)
+    return summaries.roi_group_table(b.jne_ss, groups, rois, vertex_mask=mask)
+
+
+#: bootstrap resamples of the per-ROI category CIs on the selectivity page
+CI_RESAMPLES = 1000
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def roi_group_ci(path: str, stamp: float, group_column: str, roi: str, roi_set: str = "parcels", source=None,
+                 significant_only: bool = True, n_boot: int = CI_RESAMPLES) -> pd.DataFrame:
+    """One ROI's MoM per group with percentile bootstrap CIs over stimuli (:func:`jnecore.summaries.roi_group_ci`)."""
+    from jnecore import summaries
+
+    b = get_bundle(path)
+    mask = _jne_ss_mask(b, significant_only) & (roi_set_labels(b, roi_set) == str(roi))
+    groups = b.test_stimuli[group_column].astype(str).to_numpy()
+    return summaries.roi_group_ci(b.jne_ss, groups, mask, n_boot=n_boot, seed=0)
+
+
+# --------------------------------------------------------------------------------------------
+# ROI sets (the bundle's parcels or the paper's functional names) and the cached ROI-page tables
+
+ROI_SET_KEY = "jne_roi_set"
+
+
+def functional_source():
+    """The user's parcel -> functional name CSV ($JNE_FUNCTIONAL_ROIS), else None (the shipped table)."""
+    from jnecore.atlas import FUNCTIONAL_ENV
+
+    return os.environ.get(FUNCTIONAL_ENV) or None
+
+
+def roi_set_choice(where=None, *, widget_key: str = "_w_roi_set") -> str:
+    """The "ROI set" radio (kept across pages): "parcels" or "functional"."""
+    from jnecore.atlas import ROI_SETS
+
+    options = list(ROI_SETS)
+    cur = st.session_state.get(ROI_SET_KEY)
+    if cur not in options:
+        cur = st.session_state[ROI_SET_KEY] = options[0]
+    st.session_state[widget_key] = cur
+    (where or st).radio("ROI set", options, format_func=ROI_SETS.get, key=widget_key, horizontal=True,
+                        on_change=_persist, args=(ROI_SET_KEY, widget_key),
+                        help="Functional names group MMP parcels into the paper's ROIs (FFA ~ FFC, PPA ~ PHA1-3, "
+                             "EBA ~ LO2/PH/TPOJ1, OPA ~ V3CD/IP0, RSC ~ RSC, and V1-V4): approximate, see the "
+                             "table of caveats under the chart")
+    return cur
+
+
+def _source_stamp(source) -> float:
+    try:
+        return os.path.getmtime(source) if source else 0.0
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _set_vertices(path: str, stamp: float, roi_set: str, source, source_stamp: float) -> pd.DataFrame:
+    from jnecore.atlas import apply_roi_set
+
+    return apply_roi_set(get_bundle(path).vertices, roi_set, source)
+
+
+def roi_set_vertices(bundle, roi_set: str) -> pd.DataFrame:
+    """The bundle's vertex table in an ROI set (cached; do not modify it)."""
+    if roi_set == "parcels":
+        return bundle.vertices
+    src = functional_source()
+    return _set_vertices(str(bundle.path), _stamp(str(bundle.path)), roi_set, src, _source_stamp(src))
+
+
+def roi_set_rois(bundle, roi_set: str) -> list:
+    """The ROIs of an ROI set present in the bundle, in display order."""
+    if roi_set == "parcels":
+        return bundle_rois(bundle)
+    from jnecore.atlas import roi_set_order
+
+    v = roi_set_vertices(bundle, roi_set)
+    return roi_set_order(v["roi"].unique(), roi_set, functional_source())
+
+
+def functional_caveats(bundle) -> pd.DataFrame:
+    """The rows of the functional table that this bundle's ROIs use (parcel, name, caveat, reference)."""
+    from jnecore.atlas import functional_table
+
+    t = functional_table(functional_source())
+    v = roi_set_vertices(bundle, "functional")
+    used = set(v["parcel"].unique()) if len(v) else set()
+    from jnecore.atlas import strip_hemi
+
+    used |= {strip_hemi(p) for p in used}
+    return t[t["roi"].isin(used)].rename(columns={"roi": "parcel"}).reset_index(drop=True)
+
+
+@st.cache_data(show_spinner="Summarising ...", max_entries=64)
+def hierarchy_tables(path: str, stamp: float, roi_set: str, source, metric: str, significant_only: bool,
+                     test: str) -> dict:
+    """The ROI hierarchy page's tables for one setting: roi_summary, level_summary, level_tests and
+    r2_correlation (cached per bundle, its manifest time, ROI set and options). The analysis's
+    stored tables are used where they match (parcels, its own settings)."""
+    from jnecore import summaries
+    from jnecore.plotting import r2_correlation_table
+
+    b = get_bundle(path)
+    v = roi_set_vertices(b, roi_set)
+    stored = (lambda name, fn, **kw: stored_table(b, name, fn, **kw)) if roi_set == "parcels" else \
+        (lambda name, fn, **kw: fn())
+    summary = stored("roi_summary", lambda: summaries.roi_summary(v, metric, significant_only=significant_only),
+                     metric=metric, significant_only=significant_only)
+    summary = summaries.order_rois(summary, roi_set_rois(b, roi_set))
+    levels = stored("level_summary", lambda: summaries.level_summary(v, metric, significant_only=significant_only),
+                    metric=metric, significant_only=significant_only)
+    tests = stored("level_tests", lambda: summaries.pairwise_tests(v, "level", metric, significant_only=significant_only,
+                                                                   test=test),
+                   metric=metric, significant_only=significant_only, same_settings=test == "mannwhitney")
+    corr = r2_correlation_table(v, significant_only=significant_only)
+    return dict(roi_summary=summary, level_summary=levels, level_tests=tests, r2_correlation=corr)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def roi_pair_tests(path: str, stamp: float, roi_set: str, source, metric: str, significant_only: bool, test: str,
+                   rois: tuple) -> pd.DataFrame:
+    from jnecore import summaries
+
+    v = roi_set_vertices(get_bundle(path), roi_set)
+    v = v[v["roi"].isin(list(rois))]
+    return summaries.pairwise_tests(v, "roi", metric, groups=list(rois), significant_only=significant_only, test=test)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def distribution_figure(path: str, stamp: float, roi_set: str, source, metric: str, significant_only: bool,
+                        kind: str, rois, order: tuple, title=None):
+    from jnecore.plotting import plot_roi_distributions
+
+    v = roi_set_vertices(get_bundle(path), roi_set)
+    return plot_roi_distributions(v, metric, rois=list(rois) if rois is not None else None, kind=kind,
+                                  significant_only=significant_only, roi_order=list(order), title=title)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def r2_scatter_figure(path: str, stamp: float, roi_set: str, source, significant_only: bool, rois):
+    from jnecore.plotting import plot_r2_scatter
+
+    v = roi_set_vertices(get_bundle(path), roi_set)
+    return plot_r2_scatter(v, rois=list(rois) if rois is not None else None, significant_only=significant_only)
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,9 +648,17 @@ def roi_selector(bundle, *, where=None, widget_key=None, label="Selected ROI", a
     return selected_roi()
 
 
-def selected_roi():
+def selected_roi(roi_set: str = "parcels"):
+    """The shared selected ROI (None when none), named in ``roi_set`` (its functional name, or None
+    when it has none)."""
     r = st.session_state.get(ROI_KEY)
-    return None if r in (None, ROI_NONE) else r
+    if r in (None, ROI_NONE):
+        return None
+    if roi_set == "parcels":
+        return r
+    from jnecore.atlas import functional_names
+
+    return str(functional_names([r], functional_source())[0]) or None
 
 
 _MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
@@ -532,11 +703,26 @@ def show_figure(fig, name: str, *, key: str | None = None, html: bool = True, th
                            mime="text/html", key=f"dl_html_{key}", on_click="ignore", icon=":material/download:")
 
 
-def show_table(table: pd.DataFrame, name: str, *, key: str | None = None, height="auto", **kw):
-    """Draw a table with a "CSV" download button under it."""
+def n_resamples(bundle) -> int | None:
+    """The bootstrap resamples behind a bundle's vertex p values (its configuration's ``n_boot``)."""
+    n = ((bundle.manifest or {}).get("config") or {}).get("n_boot")
+    try:
+        return int(n) if n is not None and int(n) >= 1 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def show_table(table: pd.DataFrame, name: str, *, key: str | None = None, height="auto", n_resamples=None, **kw):
+    """Draw a table with a "CSV" download button under it.
+
+    The table drawn goes through :func:`jnecore.display_table` (p / q in scientific notation, the
+    resampling floor stated when ``n_resamples`` is given, no "None" / "nan" cells); the CSV keeps
+    the raw numbers.
+    """
+    from jnecore._format import display_table
     from jnecore.export import table_csv
 
     key = key or slug(name)
-    st.dataframe(table, hide_index=True, key=f"tbl_{key}", height=height, **kw)
+    st.dataframe(display_table(table, n_resamples=n_resamples), hide_index=True, key=f"tbl_{key}", height=height, **kw)
     st.download_button("Download table (CSV)", data=table_csv(table), file_name=f"{slug(name)}.csv",
                        mime="text/csv", key=f"dl_csv_{key}", on_click="ignore", icon=":material/download:")

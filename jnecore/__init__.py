@@ -21,6 +21,7 @@ _LAZY = {
     "NORMS": "jacobian", "JNEResult": "jacobian", "compute_jne": "jacobian", "split_readout": "jacobian",
     "Significance": "scoring", "bh_fdr": "scoring", "bootstrap_significance": "scoring",
     "noise_ceiling": "scoring", "r2_score": "scoring",
+    "display_table": "_format", "format_p": "_format", "p_floor": "_format",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

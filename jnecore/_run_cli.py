@@ -73,9 +73,22 @@ def cli_message(problem: str) -> str:
                   else m.group(1), problem)
 
 
-def error_text(exc: InputError) -> str:
-    """The line ``jne`` prints for an :class:`InputError` (after ``error: ``)."""
-    return f"{flag_for(exc.source)}: {cli_message(exc.problem)}"
+def error_text(exc: InputError, flags=frozenset()) -> str:
+    """The line ``jne`` prints for an :class:`InputError` (after ``error: ``).
+
+    ``flags`` are the option strings of the subcommand that ran: a library name with no entry in
+    :func:`flag_for` becomes that command's ``--name-with-dashes`` when it has one (``metric`` ->
+    ``--metric``), else stays itself (e.g. a file).
+    """
+    def name(n: str) -> str:
+        flag = flag_for(n)
+        if flag == n and "--" + n.replace("_", "-") in flags:
+            return "--" + n.replace("_", "-")
+        return flag
+
+    problem = re.sub(r"`(\w+)`", lambda m: name(m.group(1)) if name(m.group(1)) != m.group(1) else m.group(0),
+                     exc.problem)
+    return f"{name(exc.source)}: {cli_message(problem)}"
 
 
 def _estimator_defaults() -> dict:

@@ -10,6 +10,7 @@ same cleanup runs. ``jne run`` keeps the encoders it has fitted in ``<out>.parti
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import signal
 import sys
@@ -394,9 +395,19 @@ def _interrupt_message(args) -> str:
     return msg
 
 
+def _command_flags(parser: argparse.ArgumentParser, command: str) -> set:
+    """The option strings (``--metric`` ...) of one subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return set(action.choices[command]._option_string_actions)
+    return set()
+
+
+
 def main(argv=None) -> int:
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help / --version (0) or a one-line usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     previous = {}
@@ -407,7 +418,7 @@ def main(argv=None) -> int:
     try:
         code = COMMANDS[args.command](args)
     except InputError as exc:  # a library parameter's name becomes the flag the user typed
-        print(f"error: {error_text(exc)}", file=sys.stderr)
+        print(f"error: {error_text(exc, _command_flags(parser, args.command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(_interrupt_message(args), file=sys.stderr)

@@ -18,7 +18,7 @@ from .scoring import bh_fdr
 
 __all__ = [
     "LEVEL_ORDER", "level_rank", "order_rois", "roi_summary", "level_summary", "pairwise_tests", "group_moj",
-    "roi_group_table", "top_stimuli", "group_drivers", "selectivity_margins", "same_inputs",
+    "roi_group_table", "roi_group_ci", "top_stimuli", "group_drivers", "selectivity_margins", "same_inputs",
 ]
 
 
@@ -155,6 +155,56 @@ def roi_group_table(jne_ss: np.ndarray, groups, rois, *, vertex_mask=None) -> pd
             rows.append(dict(roi=roi, group=g, mom=mom[k], sem=sem[k], n_vertices=int(cols.sum()),
                              n_stimuli=int(counts.get(g, 0)), mom_norm=norm[k]))
     return pd.DataFrame(rows, columns=["roi", "group", "mom", "sem", "n_vertices", "n_stimuli", "mom_norm"])
+
+
+def roi_group_ci(jne_ss: np.ndarray, groups, vertex_mask, *, n_boot: int = 200, ci: float = 0.95,
+                 seed: int = 0) -> pd.DataFrame:
+    """MoM of each stimulus group over one ROI's vertices, with a bootstrap CI over stimuli.
+
+    The MoM of group g (mean over the ROI's vertices of each vertex's mean JNE-SS over g's
+    stimuli) equals the mean over g's stimuli of each stimulus's mean JNE-SS over the ROI's
+    vertices, so the stimuli are what is resampled: g's test stimuli are drawn with replacement
+    (within g, ``n_boot`` times, seeded), and the CI is the percentile interval of the resampled
+    MoMs. The vertices are fixed: the CI says how much the MoM depends on which stimuli were
+    tested.
+
+    Parameters
+    ----------
+    jne_ss : (n_test, V) JNE-SS
+    groups : (n_test,) group labels
+    vertex_mask : (V,) bool, the ROI's vertices (columns with a non-finite value are left out)
+    n_boot : resamples (>= 1); ci : interval mass in (0, 1); seed : of the resampling
+
+    Returns
+    -------
+    DataFrame, one row per group (sorted by name): group, mom, ci_low, ci_high, n_stimuli,
+    n_vertices, n_boot, ci (the interval mass). Empty (same columns) when the mask selects no finite column.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must lie in (0, 1), got {ci}")
+    groups = np.asarray(groups).astype(str)
+    if len(groups) != jne_ss.shape[0]:
+        raise ValueError(f"{len(groups)} group labels for {jne_ss.shape[0]} test stimuli")
+    cols = ["group", "mom", "ci_low", "ci_high", "n_stimuli", "n_vertices", "n_boot", "ci"]
+    idx = np.flatnonzero(np.asarray(vertex_mask, dtype=bool))
+    block = np.asarray(jne_ss[:, idx], dtype=np.float64) if len(idx) else np.empty((len(groups), 0))
+    finite = np.isfinite(block).all(0)
+    if not finite.any():
+        return pd.DataFrame(columns=cols)
+    score = block[:, finite].mean(1)  # (n_test,) mean JNE-SS over the ROI's vertices
+    rng = np.random.default_rng(seed)
+    tail = 100 * (1 - ci) / 2
+    rows = []
+    for g in sorted(set(groups)):
+        s = score[groups == g]
+        pick = rng.integers(0, len(s), (n_boot, len(s)))
+        boot = s[pick].mean(1)
+        lo, hi = np.percentile(boot, [tail, 100 - tail])
+        rows.append(dict(group=g, mom=float(s.mean()), ci_low=float(lo), ci_high=float(hi), n_stimuli=len(s),
+                         n_vertices=int(finite.sum()), n_boot=int(n_boot), ci=float(ci)))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def top_stimuli(jne_ss: np.ndarray, test_stimuli: pd.DataFrame, vertex_mask, k: int = 10,

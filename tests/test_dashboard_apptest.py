@@ -258,6 +258,63 @@ def test_hierarchy_metric_and_roi_comparison(folder, roots):
     assert figures(at)["roi_dist"]["data"][0]["type"] == "box"
 
 
+def test_hierarchy_functional_names(folder, roots):
+    """The functional ROI set regroups the parcels: FFA = FFC, PPA = PHA1-3, ... (numbers vs a naive groupby)."""
+    import pandas as pd
+    from jnecore.bundle import load_bundle
+
+    roots(folder / "a_demo")
+    at = run_page("2_ROI_hierarchy.py")
+    at.radio(key="h_roi_set").set_value("functional").run()
+    assert_clean(at)
+    assert at.session_state["jne_roi_set"] == "functional"
+    figs = figures(at)
+    bars = {x: y for tr in figs["roi_bars"]["data"] for x, y in zip(tr["x"], tr["y"])}
+    v = load_bundle(folder / "a_demo").vertices
+    names = {"V1": "V1", "V2": "V2", "V3": "V3", "V4": "V4", "FFC": "FFA", "PHA1": "PPA", "PHA2": "PPA", "PHA3": "PPA",
+             "LO2": "EBA", "PH": "EBA", "TPOJ1": "EBA", "V3CD": "OPA", "IP0": "OPA", "RSC": "RSC"}
+    sig = v[v["significant"].astype(bool) & np.isfinite(v["jne"])].copy()
+    sig["name"] = sig["roi"].astype(str).str.replace(r"^[LR]_", "", regex=True).map(names)
+    want = sig.dropna(subset=["name"]).groupby("name")["jne"].mean()
+    assert set(bars) == set(want.index) and "FFA" in bars and "FFC" not in bars
+    # the sidebar's ROI (FFC by default) is highlighted under its functional name
+    widths = {x: w for tr in figs["roi_bars"]["data"] for x, w in zip(tr["x"], tr["marker"]["line"]["width"])}
+    assert at.session_state["jne_roi"] == "FFC" and widths["FFA"] == 3 and widths["V1"] == 0
+    np.testing.assert_allclose([bars[k] for k in want.index], want.to_numpy(), rtol=1e-6)
+    caveats = table_with(at, "parcel", "functional", "caveat")
+    assert set(caveats["functional"]) <= set(want.index) and (caveats["caveat"] != "").all()
+    # the choice is kept on the selectivity page
+    at2 = AppTest.from_file(_page("3_Stimulus_selectivity.py"), default_timeout=TIMEOUT)
+    at2.session_state["jne_roi_set"] = "functional"
+    at2.run()
+    assert_clean(at2)
+    assert at2.radio(key="s_roi_set").value == "functional"
+    ylabels = [str(y).removeprefix("<b>").removesuffix("</b>") for y in figures(at2)["heatmap"]["data"][0]["y"]]
+    assert "FFA" in ylabels and "FFC" not in ylabels
+
+
+@pytest.mark.parametrize("name", ["app.py", "2_ROI_hierarchy.py", "3_Stimulus_selectivity.py",
+                                  "4_Encoding_performance.py", "5_Simulations.py", "6_Compare_bundles.py"])
+def test_no_none_or_nan_in_tables(folder, roots, name):
+    """No table cell on a page reads "None" or "nan"; p / q cells are scientific with the floor stated."""
+    import pandas as pd
+
+    roots(folder)
+    at = run_page(name)
+    assert_clean(at)
+    assert len(at.dataframe) or name == "app.py"
+    for d in at.dataframe:
+        t = d.value
+        for col in t.columns:
+            cells = t[col].tolist()
+            assert not any(x is None or (isinstance(x, float) and np.isnan(x)) for x in cells), (name, col)
+            text = {str(x).strip() for x in cells}  # (a placement named "none" is a name, not a missing value)
+            assert not text & {"None", "nan", "NaN", "<NA>", "NaT"}, (name, col)
+            if col in ("p", "q", "p_fdr"):
+                assert all(c == "n/a" or c.startswith("< ") or "e-" in c or "e+" in c for c in map(str, cells)), \
+                    (name, col, cells[:3])
+
+
 # ------------------------------------------------------------------------------------------ selectivity
 
 
@@ -266,18 +323,32 @@ def test_selectivity_category_roi_and_clusters(folder, roots):
     at = run_page("3_Stimulus_selectivity.py")
     assert_clean(at)
     figs = figures(at)
+    assert len(figs["heatmap"]["data"]) == 1  # one heatmap, one colour bar for every ROI
     hm = figs["heatmap"]["data"][0]
     z = np.asarray(hm["z"], dtype=float)
-    np.testing.assert_allclose(np.nanmax(z, axis=1), 1.0)  # normalised per ROI by default
+    long = table_with(at, "roi", "group", "mom", "mom_norm")
+    want = long.pivot(index="roi", columns="group", values="mom").loc[[str(r).removeprefix("<b>").removesuffix("</b>") for r in hm["y"]], list(hm["x"])]
+    np.testing.assert_allclose(z, want.to_numpy(dtype=float), rtol=1e-6)  # absolute MoM by default
+    assert "absolute" in title(figs["heatmap"])
     assert "outdoor scene" in title(figs["drivers"])
+    # the focus ROI's bars: MoM with bootstrap CIs over stimuli (the CI table is the one drawn)
+    bars, ci = figs["roi_bars"]["data"][0], table_with(at, "group", "mom", "ci_low", "ci_high")
+    ci = ci.set_index("group").loc[list(bars["x"])]
+    np.testing.assert_allclose(bars["y"], ci["mom"].to_numpy(dtype=float), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(bars["error_y"]["array"]) + bars["y"], ci["ci_high"].astype(float), rtol=1e-6)
+    np.testing.assert_allclose(bars["y"] - np.asarray(bars["error_y"]["arrayminus"]), ci["ci_low"].astype(float),
+                               rtol=1e-6)
+    assert (ci["ci_low"].astype(float) <= ci["mom"]).all() and (ci["mom"] <= ci["ci_high"].astype(float)).all()
+    assert "bootstrap CI over stimuli" in title(figs["roi_bars"])
 
     at.selectbox(key="_w_jne_group_category").select("face").run()
     assert_clean(at)
     assert "'face'" in title(figures(at)["drivers"])
 
-    at.radio(key="s_scale").set_value("none").run()
+    at.radio(key="s_scale").set_value("roi").run()
     z2 = np.asarray(figures(at)["heatmap"]["data"][0]["z"], dtype=float)
-    assert not np.allclose(np.nanmax(z2, axis=1), 1.0)
+    np.testing.assert_allclose(np.nanmax(z2, axis=1), 1.0)  # the relative option: min-max per ROI
+    assert "relative" in title(figures(at)["heatmap"])
     at.radio(key="s_scale").set_value("group").run()
     assert_clean(at)
     z3 = np.asarray(figures(at)["heatmap"]["data"][0]["z"], dtype=float)

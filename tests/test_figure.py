@@ -41,3 +41,12 @@ def test_svg_pdf_and_bad_suffix(tmp_path, capsys):
         assert head in raw[:200] and len(raw) > 10_000
     assert main(["figure", str(SAMPLE), "--out", str(tmp_path / "fig.gif")]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_a_bad_option_value_names_the_flag(tmp_path, capsys):
+    """The error line names the option as typed (``--metric``), not the library's parameter (``metric:``)."""
+    out = tmp_path / "fig.png"
+    assert main(["figure", str(SAMPLE), "--metric", "bogus", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --metric: ") and "'bogus'" in err[0]
+    assert not out.exists()

@@ -182,8 +182,15 @@ def test_r2_correlation_table(vertices):
     sig = vertices[vertices["significant"]]
     for row in t.itertuples():
         g = sig[sig["roi"] == row.roi]
-        assert row.pearson_r == pytest.approx(stats.pearsonr(g["r2_linear"], g["r2_nonlinear"])[0])
+        r, pv = stats.pearsonr(g["r2_linear"], g["r2_nonlinear"])
+        assert row.pearson_r == pytest.approx(r, rel=1e-10) and row.p == pytest.approx(pv, rel=1e-8)
         assert row.n == len(g)
+        assert row.mean_r2_linear == pytest.approx(g["r2_linear"].mean())
+    # fewer than three pairs, or no spread: r and p are not defined
+    few = vertices[vertices["roi"].isin(["V1", "V2"])].copy()
+    few = pd.concat([few[few["roi"] == "V1"].head(2), few[few["roi"] == "V2"].assign(r2_linear=0.2)])
+    t = r2_correlation_table(few.assign(significant=True)).set_index("roi")
+    assert t.loc["V1", "n"] == 2 and np.isnan(t.loc["V1", "pearson_r"]) and np.isnan(t.loc["V2", "p"])
 
 
 # --------------------------------------------------------------------------------------- selectivity
@@ -524,13 +531,81 @@ def test_gifti_roundtrip(tmp_path):
         full_mesh_values([1.0], [10 ** 6], "fsLR32k")
 
 
-def test_bars_axis_zoom(vertices):
-    s = summaries.roi_summary(vertices, "jne")
-    assert plot_roi_bars(s).layout.yaxis.range is None  # from zero: plotly's default
-    lo, hi = plot_roi_bars(s, zero=False).layout.yaxis.range
-    assert lo <= (s["mean"] - s["sem"]).min() and hi >= (s["mean"] + s["sem"]).max() and lo > 0
-    lo, hi = plot_level_bars(summaries.level_summary(vertices, "jne"), zero=False).layout.yaxis.range
-    assert lo > 0
+def _value_axes(fig):
+    """The layout axis holding the values of each bar trace (y for vertical, x for horizontal bars)."""
+    out = []
+    for tr in fig.data:
+        if tr.type == "bar":
+            h = tr.orientation == "h"
+            ref = (tr.xaxis if h else tr.yaxis) or ("x" if h else "y")
+            out.append(fig.layout[("xaxis" if h else "yaxis") + ref[1:]])
+    return out
+
+
+def test_every_bar_chart_starts_at_zero(vertices, jne_ss, roi_group, sims):
+    """Values far from 0 (JNE + 10): a fitted axis would start near 10; every bar axis must start at 0."""
+    far = vertices.assign(jne=vertices["jne"] + 10, r2_linear=vertices["r2_linear"] + 10,
+                          r2_nonlinear=vertices["r2_nonlinear"] + 10)
+    ss, stim = jne_ss
+    table = roi_group.assign(mom=roi_group["mom"] + 10)
+    mask = (vertices["roi"] == "FFC").to_numpy() & np.isfinite(vertices["jne"].to_numpy())
+    ci = summaries.roi_group_ci(ss + 10, stim["category"].to_numpy(), mask, n_boot=50)
+    margins = summaries.selectivity_margins(table)
+    figs = {
+        "roi_bars": plot_roi_bars(summaries.roi_summary(far, "jne")),
+        "level_bars": plot_level_bars(summaries.level_summary(far, "jne")),
+        "roi_group_bars": plot_roi_group_bars(table, "FFC"),
+        "roi_group_bars_ci": plot_roi_group_bars(table, "FFC", ci=ci),
+        "top_stimuli": plot_top_stimuli(summaries.top_stimuli(ss + 10, stim, mask, k=5), roi="FFC"),
+        "drivers": plot_group_drivers(summaries.group_drivers(table, "face"), "face"),
+        "margins": plot_margin_comparison({"a": margins}),
+        "r2_by_roi": plot_r2_by_roi(far),
+        "significant_counts": plot_significant_counts(significant_counts(far)),
+        "placement": plot_placement(sims[2], error="std"),
+    }
+    for name, fig in figs.items():
+        axes = _value_axes(fig)
+        assert axes, name
+        for ax in axes:
+            assert ax.rangemode == "tozero", name
+            assert ax.range is None or min(ax.range) <= 0 <= max(ax.range), name
+    assert figs["top_stimuli"].data[0].orientation == "h" and figs["top_stimuli"].layout.xaxis.rangemode == "tozero"
+    # an explicit range is widened to include 0
+    from jnecore.plotting._roi import bars_from_zero
+    fig = plot_roi_bars(summaries.roi_summary(far, "jne"))
+    fig.update_yaxes(range=[9, 11])
+    assert list(bars_from_zero(fig).layout.yaxis.range) == [0.0, 11]
+
+
+def test_distribution_subsets_are_bounded_and_seeded(vertices):
+    big = pd.concat([vertices] * 30, ignore_index=True)  # 1200 rows per ROI
+    sig = big[big["significant"] & np.isfinite(big["jne"])]
+    fig = plot_roi_distributions(big, "jne", max_points=100, seed=1)
+    for tr in fig.data:
+        own = sig.loc[sig["roi"] == tr.name, "jne"].to_numpy()
+        assert len(tr.y) == min(100, len(own))
+        assert np.isin(tr.y, own).all()  # a subset of the ROI's own values
+    assert set(fig.layout.meta["subsampled"]) == {tr.name for tr in fig.data}
+    again = plot_roi_distributions(big, "jne", max_points=100, seed=1)
+    assert all(np.array_equal(a.y, b.y) for a, b in zip(fig.data, again.data))
+    full = plot_roi_distributions(vertices, "jne", max_points=None)
+    for tr in full.data:
+        np.testing.assert_array_equal(np.sort(tr.y), np.sort(sig.loc[sig["roi"] == tr.name, "jne"].unique()))
+    assert full.layout.meta["subsampled"] == []
+
+
+def test_roi_group_bars_with_bootstrap_ci(vertices, jne_ss, roi_group):
+    ss, stim = jne_ss
+    mask = (vertices["roi"] == "FFC").to_numpy() & vertices["significant"].to_numpy() & \
+        np.isfinite(vertices["jne"].to_numpy())
+    ci = summaries.roi_group_ci(ss, stim["category"].to_numpy(), mask, n_boot=200, seed=0)
+    tr = plot_roi_group_bars(roi_group, "FFC", ci=ci).data[0]
+    c = ci.set_index("group").loc[list(tr.x)]
+    np.testing.assert_allclose(tr.y, c["mom"])
+    np.testing.assert_allclose(np.asarray(tr.y) + tr.error_y.array, c["ci_high"])
+    np.testing.assert_allclose(np.asarray(tr.y) - tr.error_y.arrayminus, c["ci_low"])
+    assert tr.error_y.symmetric is False
+    np.testing.assert_allclose(tr.y, roi_group.set_index(["roi", "group"]).loc["FFC"].loc[list(tr.x), "mom"], rtol=1e-6)
 
 
 def test_margin_comparison_bars(roi_group):
@@ -546,3 +621,11 @@ def test_margin_comparison_bars(roi_group):
     np.testing.assert_allclose(bars[1].y, 2 * expect["margin"])
     assert list(bars[0].text) == expect["top"].tolist() and bars[0].text[0] == "face"  # FFC's planted face
     assert fig.layout.barmode == "group"
+
+
+def test_distribution_total_budget_lowers_the_cap_per_roi(vertices):
+    big = pd.concat([vertices] * 30, ignore_index=True)
+    fig = plot_roi_distributions(big, "jne", max_points=1000, max_total=7 * 250)  # 7 ROIs
+    assert fig.layout.meta["max_points"] == 250 and all(len(tr.y) <= 250 for tr in fig.data)
+    floor = plot_roi_distributions(big, "jne", max_points=1000, max_total=10)
+    assert floor.layout.meta["max_points"] == 200  # never below 200 per ROI

@@ -130,3 +130,46 @@ def test_same_inputs_ignores_only_the_trunk_and_device():
     assert not summaries.same_inputs(base, {**roi, "space": "fsaverage"})
     assert not summaries.same_inputs(base, {k: v for k, v in roi.items() if k != "config"})
     assert summaries.same_inputs(base, base, ignore=())
+
+
+def test_roi_group_ci_equals_a_naive_bootstrap():
+    """Percentile CIs of the MoM over resampled stimuli, against resampling the JNE-SS rows in a loop."""
+    rng = np.random.default_rng(3)
+    n, V = 30, 50
+    groups = np.array(["face", "scene", "car"])[np.arange(n) % 3]
+    ss = rng.gamma(2.0, 0.1, (n, V)).astype(np.float32) * np.where(groups == "face", 2.0, 1.0)[:, None]
+    ss[:, 7] = np.nan  # a column without JNE-SS is left out
+    mask = np.zeros(V, bool)
+    mask[:20] = True
+    B = 300
+    got = summaries.roi_group_ci(ss, groups, mask, n_boot=B, ci=0.9, seed=5).set_index("group")
+    # naive: the same draws (one generator, groups in sorted order), each resample's MoM from the
+    # resampled rows of the (n, V) matrix: mean over the ROI's vertices of each vertex's mean
+    draws = np.random.default_rng(5)
+    cols = np.flatnonzero(mask & np.isfinite(ss).all(0))
+    for g in sorted(set(groups)):
+        rows = np.flatnonzero(groups == g)
+        pick = draws.integers(0, len(rows), (B, len(rows)))
+        moms = []
+        for b in range(B):
+            resampled = ss[rows[pick[b]]][:, cols].astype(np.float64)
+            moms.append(resampled.mean(axis=0).mean())
+        lo, hi = np.percentile(moms, [5, 95])
+        mom = ss[rows][:, cols].astype(np.float64).mean(0).mean()
+        np.testing.assert_allclose(got.loc[g, ["mom", "ci_low", "ci_high"]].to_numpy(dtype=float), [mom, lo, hi],
+                                   rtol=1e-10)
+        assert got.loc[g, "n_stimuli"] == len(rows) and got.loc[g, "n_vertices"] == len(cols)
+    assert (got["n_boot"] == B).all()
+    # the MoM is the roi_group_table one
+    t = summaries.roi_group_table(ss, groups, np.where(mask, "R", "other"), vertex_mask=mask)
+    np.testing.assert_allclose(t.set_index("group")["mom"].loc[got.index], got["mom"], rtol=1e-6)
+    # seeded; more stimuli of the same kind give a narrower interval
+    again = summaries.roi_group_ci(ss, groups, mask, n_boot=B, ci=0.9, seed=5).set_index("group")
+    pd.testing.assert_frame_equal(got, again)
+    wide = np.repeat(ss, 4, axis=0)
+    narrow = summaries.roi_group_ci(wide, np.repeat(groups, 4), mask, n_boot=B, seed=5).set_index("group")
+    base = summaries.roi_group_ci(ss, groups, mask, n_boot=B, seed=5).set_index("group")
+    assert ((narrow["ci_high"] - narrow["ci_low"]) < (base["ci_high"] - base["ci_low"])).all()
+    assert summaries.roi_group_ci(ss, groups, np.zeros(V, bool)).empty
+    with pytest.raises(ValueError):
+        summaries.roi_group_ci(ss, groups[:-1], mask)

@@ -27,7 +27,7 @@ def group_colors(groups) -> dict:
 
 #: how :func:`roi_group_matrix` scales the MoM table
 SCALES = ("none", "roi", "group")
-_SCALE_LABELS = {"none": "MoM", "roi": "MoM (min-max per ROI)", "group": "MoM / mean over ROIs"}
+_SCALE_LABELS = {"none": "MoM (mean JNE-SS)", "roi": "relative MoM (min-max per ROI)", "group": "MoM / mean over ROIs"}
 
 
 def _scale_of(normalised, scale):
@@ -68,7 +68,7 @@ def roi_group_matrix(table: pd.DataFrame, *, normalised: bool = False, scale: st
     return m
 
 
-def plot_roi_group_heatmap(table: pd.DataFrame, *, normalised: bool = True, scale: str | None = None, roi_order=None,
+def plot_roi_group_heatmap(table: pd.DataFrame, *, normalised: bool = False, scale: str | None = None, roi_order=None,
                            group_order=None, highlight_roi=None, title=None, cmap: str | None = None, vmin=None,
                            vmax=None, annotate: bool | None = None, height: int | None = None) -> go.Figure:
     """ROI x group heatmap of MoM (mean over a ROI's vertices of the mean JNE-SS over a group).
@@ -77,7 +77,9 @@ def plot_roi_group_heatmap(table: pd.DataFrame, *, normalised: bool = True, scal
     ----------
     table : long table from :func:`jnecore.summaries.roi_group_table`
     normalised : min-max normalise each ROI (row) across groups (the paper's Fig. 8c); same as
-        ``scale="roi"``
+        ``scale="roi"``. Off by default: per-ROI min-max makes one group 1.00 in every ROI
+        whatever its size, so the default (``scale="none"``) is the absolute MoM on one colour
+        scale shared by every ROI.
     scale : "none", "roi" or "group" (see :func:`roi_group_matrix`); overrides ``normalised``
     roi_order, group_order : row / column order (default sorted)
     highlight_roi : its row label is drawn in bold
@@ -110,19 +112,29 @@ def plot_roi_group_heatmap(table: pd.DataFrame, *, normalised: bool = True, scal
     ))
     fig.update_yaxes(autorange="reversed", title="ROI")
     fig.update_xaxes(title="stimulus group", tickangle=-45 if len(m.columns) > 6 else 0)
-    default = {"none": "JNE-SS by ROI and stimulus group: MoM",
-               "roi": "JNE-SS by ROI and stimulus group: MoM (min-max normalised per ROI)",
+    default = {"none": "JNE-SS by ROI and stimulus group: absolute MoM (one colour scale for all ROIs)",
+               "roi": "JNE-SS by ROI and stimulus group: relative MoM (min-max per ROI: 1 = the ROI's top group)",
                "group": "JNE-SS by ROI and stimulus group: MoM relative to the mean over ROIs (1 = average)"}[scale]
     return _layout(fig, title if title is not None else default,
                    height=height or max(320, 60 + 22 * len(m.index)))
 
 
-def plot_roi_group_bars(table: pd.DataFrame, roi, *, normalised: bool = False, sort: bool = True, title=None,
-                        height: int = 380) -> go.Figure:
-    """MoM ± SEM of every stimulus group for one ROI (bars coloured by group).
+def plot_roi_group_bars(table: pd.DataFrame, roi, *, normalised: bool = False, sort: bool = True, ci=None,
+                        title=None, height: int = 380) -> go.Figure:
+    """MoM of every stimulus group for one ROI (bars coloured by group), with error bars.
+
+    Parameters
+    ----------
+    table : long table from :func:`jnecore.summaries.roi_group_table`
+    roi : the ROI drawn
+    normalised : draw ``mom_norm`` (no error bars)
+    ci : DataFrame from :func:`jnecore.summaries.roi_group_ci` for this ROI (group, mom,
+        ci_low, ci_high, n_boot): the error bars are its bootstrap CIs over stimuli. Without
+        it, ± SEM over the ROI's vertices.
 
     Returns one bar trace: ``x`` = groups (sorted by MoM, descending, when ``sort``), ``y`` = MoM
-    (or ``mom_norm``), ``error_y.array`` = SEM (raw MoM only).
+    (or ``mom_norm``), ``error_y`` = the CI (``array`` = ci_high - mom, ``arrayminus`` =
+    mom - ci_low) or the SEM (raw MoM only).
     """
     sub = table[table["roi"].astype(str) == str(roi)].copy()
     col = "mom_norm" if normalised else "mom"
@@ -131,17 +143,34 @@ def plot_roi_group_bars(table: pd.DataFrame, roi, *, normalised: bool = False, s
     else:
         sub = sub.sort_values("group")
     colors = group_colors(table["group"])
+    y = sub[col].to_numpy(dtype=float)
+    error, what = None, "mean ± SEM over vertices"
+    if not normalised and ci is not None and len(ci):
+        c = ci.assign(group=ci["group"].astype(str)).set_index("group").reindex(sub["group"].astype(str))
+        mom = c["mom"].to_numpy(dtype=float)
+        y = mom
+        error = dict(type="data", symmetric=False, array=c["ci_high"].to_numpy(dtype=float) - mom,
+                     arrayminus=mom - c["ci_low"].to_numpy(dtype=float), visible=True)
+        boot = int(ci["n_boot"].iloc[0]) if "n_boot" in ci else None
+        mass = f"{100 * float(ci['ci'].iloc[0]):g}% " if "ci" in ci else ""
+        what = f"mean, {mass}bootstrap CI over stimuli"
+        if boot:
+            what += f"<br><sup>{boot} resamples of each group's stimuli, the ROI's vertices fixed</sup>"
+    elif not normalised and "sem" in sub:
+        error = dict(type="data", array=sub["sem"].to_numpy(dtype=float), visible=True)
+    elif normalised:
+        what = "min-max per ROI"
     fig = go.Figure(go.Bar(
-        x=sub["group"].astype(str).tolist(), y=sub[col].to_numpy(dtype=float),
-        marker_color=[colors[str(g)] for g in sub["group"]],
-        error_y=dict(type="data", array=sub["sem"].to_numpy(dtype=float), visible=True)
-        if not normalised and "sem" in sub else None,
+        x=sub["group"].astype(str).tolist(), y=y,
+        marker_color=[colors[str(g)] for g in sub["group"]], error_y=error,
         customdata=sub["n_stimuli"].to_numpy() if "n_stimuli" in sub else None,
         hovertemplate="%{x}<br>MoM %{y:.3g}<br>%{customdata} stimuli<extra></extra>",
     ))
-    fig.update_yaxes(title="MoM (normalised)" if normalised else "MoM (mean JNE-SS)")
+    fig.update_yaxes(title="MoM (relative, min-max per ROI)" if normalised else "MoM (mean JNE-SS)")
     fig.update_xaxes(title="stimulus group", categoryorder="array", categoryarray=sub["group"].astype(str).tolist())
-    return _layout(fig, title if title is not None else f"{roi}: JNE-SS per stimulus group (mean ± SEM over vertices)",
+    head = f"{roi}: JNE-SS per stimulus group"
+    default = f"{head} ({what})" if "<br>" not in what else f"{head} ({what.replace('<br>', ')<br>', 1)}"
+    return _layout(fig, title if title is not None else default,
                    height=height, showlegend=False)
 
 
