@@ -236,6 +236,24 @@ def try_bundle(path: str):
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def bundle_problems(path: str) -> list:
+    """Every problem of the bundle at ``path`` (:func:`jnecore.bundle.check_bundle`), never raising."""
+    try:
+        from jnecore.bundle import check_bundle
+
+        return check_bundle(path)
+    except Exception as exc:  # the check itself failed: say so rather than crash the page
+        from jnecore.bundle import Problem
+
+        return [Problem(str(path), f"could not be checked ({type(exc).__name__})")]
+
+
+def show_problems(bundle):
+    """One st.warning per non-fatal problem of a loaded bundle (each says what is left out)."""
+    for p in getattr(bundle, "problems", ()):
+        st.warning(plain(p), icon=":material/warning:")
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def read_parquet(path: str, stamp: float) -> pd.DataFrame:
     return pd.read_parquet(path)
@@ -359,13 +377,13 @@ def bound_selectbox(label, options, key: str, *, widget_key: str | None = None, 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _manifest(path: str, stamp: float) -> dict:
-    """A bundle's manifest.json only (cheap: no table is read); {} when unreadable."""
-    import json
+    """A bundle's manifest.json only (cheap: no table is read; bounded size and nesting); {} when
+    unreadable."""
+    from jnecore.bundle import read_manifest
 
     try:
-        man = json.loads((Path(path) / "manifest.json").read_text())
-        return man if isinstance(man, dict) else {}
-    except (OSError, ValueError):
+        return read_manifest(path)
+    except (OSError, ValueError):  # BundleError is a ValueError: size, nesting, not JSON
         return {}
 
 
@@ -376,7 +394,7 @@ def manifest_of(path: str) -> dict:
 def _label(path: str) -> str:
     folder = Path(path).name
     name = manifest_of(path).get("name")
-    return f"{name}  [{folder}]" if name and name != folder else folder
+    return f"{' '.join(name.split())}  [{folder}]" if name and name != folder else folder
 
 
 def no_bundle_message(roots) -> str:
@@ -403,9 +421,12 @@ def sidebar(*, roi: bool = True):
                            help=f"Bundles found under: {os.pathsep.join(roots)}")
     b, err = try_bundle(path)
     if b is None:
-        st.error(f"Could not read the bundle at `{path}`: {err}\n\nCheck it with `jne info {path}`; "
-                 "re-create it with `jne run` or `jne demo`, or choose another bundle in the sidebar.")
+        problems = [p for p in bundle_problems(path) if p.fatal] or [err]
+        st.error(f"Could not read the bundle at {plain(path)}: {plain(problems[-1])}\n\nCheck it with "
+                 f"`jne info {path}`; re-create it with `jne run` or `jne demo`, or choose another bundle "
+                 "in the sidebar.")
         st.stop()
+    show_problems(b)
     if b.simulated:
         st.sidebar.warning("Simulated data", icon=":material/science:")
     if roi:

@@ -11,7 +11,7 @@ import re
 
 from ..spaces import SPACE_NAMES
 
-__all__ = ["SCHEMA_VERSION", "SPACES", "FILES", "VERTEX_COLUMNS", "REQUIRED_VERTEX_COLUMNS",
+__all__ = ["SCHEMA_VERSION", "SPACES", "FILES", "MANIFEST_FIELDS", "VERTEX_COLUMNS", "REQUIRED_VERTEX_COLUMNS",
            "STIMULUS_COLUMNS", "REQUIRED_STIMULUS_COLUMNS", "TABLES", "STORED_SUMMARY", "encoder_filename"]
 
 SCHEMA_VERSION = "1.1"
@@ -27,6 +27,17 @@ FILES = {
     "tables": "tables",               # tables/NAME.parquet
     "encoders": "encoders",           # encoders/NAME.safetensors
     "simulations": "simulations",     # Result I tables, when run
+}
+
+#: manifest.json: field -> (JSON type, type of each entry or None). ``schema_version`` (a string of
+#: this major version) and ``space`` (one of SPACES) are required; a field listed here with another
+#: type is reported and ignored by the reader (:func:`jnecore.bundle.check_bundle`)
+MANIFEST_FIELDS = {
+    "name": (str, None), "label": (str, None), "created": (str, None), "jnecore_version": (str, None),
+    "simulated": (bool, None), "tables": (list, str), "encoders": (list, str), "warnings": (list, str),
+    "config": (dict, None), "sources": (dict, None), "device": (dict, None), "timings": (dict, float),
+    "counts": (dict, float), "trunk": (dict, None), "volume": (dict, None), "fits": (dict, None),
+    "jne": (dict, None), "demo": (dict, None), "extra": (dict, None),
 }
 
 #: vertices.parquet: column -> (numpy dtype kind, required, meaning)
