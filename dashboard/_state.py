@@ -249,9 +249,18 @@ def bundle_problems(path: str) -> list:
 
 
 def show_problems(bundle):
-    """One st.warning per non-fatal problem of a loaded bundle (each says what is left out)."""
-    for p in getattr(bundle, "problems", ()):
-        st.warning(plain(p), icon=":material/warning:")
+    """One st.warning per non-fatal problem of a loaded bundle (each says what is left out); more
+    than two go in a collapsed expander under a one-line count, so the page stays in view."""
+    problems = list(getattr(bundle, "problems", ()))
+    if not problems:
+        return
+    where = st.container()
+    if len(problems) > 2:
+        where = st.expander(f"This bundle has {len(problems)} problems: the parts they name are left out "
+                            f"(`jne info` lists them)", icon=":material/warning:")
+    with where:
+        for p in problems:
+            st.warning(plain(p), icon=":material/warning:")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
