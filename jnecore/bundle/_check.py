@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atlas import LEVELS
+from ..io._limits import MAX_TABLE_BYTES, MAX_TABLE_ROWS, npy_header, parquet_footer
 from ._contract import (FILES, MANIFEST_FIELDS, SCHEMA_VERSION, SPACES, STIMULUS_COLUMNS, VERTEX_COLUMNS)
 
 __all__ = ["Problem", "check_bundle", "read_manifest", "npy_header", "parquet_footer", "MAX_MANIFEST_BYTES",
@@ -33,15 +34,6 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 #: JSON nesting: the writer's manifests nest 4 deep (config -> dict -> list); 64 is far above that
 #: and far below Python's recursion limit, so no parse ever recurses deep
 MAX_JSON_DEPTH = 64
-#: rows of one parquet table, from its footer: a whole-brain bundle has 327,684 vertices, a
-#: func1pt8mm volume ~700k voxels, NSD 73k stimuli; 10 million is 14x the largest
-MAX_TABLE_ROWS = 10_000_000
-#: decoded bytes of one parquet table as its footer states them: the sample's vertices decode to
-#: 0.7 MB for 10k rows, so a whole-brain table is ~25-60 MB; 1 GiB is 16x that and refuses a
-#: crafted file that claims gigabytes
-MAX_TABLE_BYTES = 1024 * 1024 * 1024
-
-
 @dataclass(frozen=True)
 class Problem:
     """One problem of a bundle.
@@ -197,48 +189,6 @@ _TYPE_WORDS = {str: "a string", bool: "true or false", float: "a number", int: "
 # -------------------------------------------------------------------------------------- .npy
 
 
-def npy_header(path) -> tuple:
-    """The header of a .npy file, checked against the file's size before any data is read.
-
-    Returns
-    -------
-    shape : tuple of int
-    dtype : numpy dtype
-    fortran_order : bool
-
-    Raises
-    ------
-    InputError naming the file: empty, not a .npy file, an object (pickled) dtype, or a header
-    that claims more data than the file holds.
-    """
-    from ..validation import InputError
-
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            raise InputError(path, "is empty")
-        with open(path, "rb") as fh:
-            try:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                else:
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-                raise InputError(path, f"not a readable .npy file ({str(exc).splitlines()[0][:120] if str(exc) else 'bad header'})") from None
-            offset = fh.tell()
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-    if dtype.hasobject:
-        raise InputError(path, "holds pickled Python objects, which are refused (they can run code)")
-    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if offset + need > size:
-        raise InputError(path, f"is truncated or damaged: its header claims {need:,} bytes of data "
-                               f"(shape {tuple(shape)}, {dtype}), the file holds {max(size - offset, 0):,}")
-    return tuple(shape), dtype, bool(fortran)
-
-
 def _check_jne_ss(path: Path, n_test: int, n_vertices: int, problems: list) -> bool:
     from ..validation import InputError
 
@@ -265,43 +215,6 @@ def _check_jne_ss(path: Path, n_test: int, n_vertices: int, problems: list) -> b
 
 
 # -------------------------------------------------------------------------------------- parquet
-
-
-def parquet_footer(path) -> tuple:
-    """Rows, stated decoded bytes and arrow schema of a parquet file, from its footer only.
-
-    Returns
-    -------
-    n_rows : int
-    n_bytes : int, the uncompressed size the row groups state
-    schema : pyarrow.Schema
-
-    Raises
-    ------
-    InputError naming the file: empty, not parquet, truncated, or over :data:`MAX_TABLE_ROWS` /
-    :data:`MAX_TABLE_BYTES` (checked before any column is decoded).
-    """
-    import pyarrow.parquet as pq
-
-    from ..validation import InputError
-
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise InputError(path, "is empty")
-        meta = pq.ParquetFile(path).metadata
-        n_rows = int(meta.num_rows)
-        n_bytes = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
-        schema = meta.schema.to_arrow_schema()
-    except InputError:
-        raise
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged footer
-        raise InputError(path, f"not a readable parquet file, truncated or damaged ({type(exc).__name__})") from None
-    if n_rows > MAX_TABLE_ROWS or n_rows < 0:
-        raise InputError(path, f"states {n_rows:,} rows, more than the {MAX_TABLE_ROWS:,} allowed: not read")
-    if n_bytes > MAX_TABLE_BYTES:
-        raise InputError(path, f"states {n_bytes:,} bytes decoded, more than the {MAX_TABLE_BYTES:,} allowed: not read")
-    return n_rows, n_bytes, schema
 
 
 def _kind_ok(arrow_type, kind: str) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..validation import InputError
+from ._limits import check_image_claim
 from ._readers import check_file, describe_kind, sniff
 
 __all__ = ["file_kind", "hemi_from_name", "read_gifti_data", "read_mgh_data", "read_cifti_cortex",
@@ -78,10 +79,13 @@ def _load(path, kind):
 
     path = _check(path, kind)
     try:
-        return nib.load(str(path))
+        img = nib.load(str(path))
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, ExpatError, zlib errors...
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"not a readable {_FORMAT_NAMES.get(kind, kind)} file, truncated or damaged ({msg})") from None
+    if kind in ("nifti", "mgh", "cifti", "cifti-label"):  # header parsed, data not read yet
+        check_image_claim(img, path)
+    return img
 
 
 def _get_data(img, path, dtype=np.float32):
