@@ -264,8 +264,32 @@ def show_problems(bundle):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def read_parquet(path: str, stamp: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def _read_parquet(path: str, stamp: float) -> pd.DataFrame:
+    from jnecore.io._limits import read_parquet as bounded
+
+    return bounded(path)
+
+
+def read_json(path) -> dict:
+    """A JSON object of a bundle (bounded size and nesting); {} with an st.warning when unreadable."""
+    from jnecore.bundle import read_json as bounded
+
+    try:
+        return bounded(path)
+    except (OSError, ValueError) as exc:
+        st.warning(plain(exc), icon=":material/warning:")
+        return {}
+
+
+def read_parquet(path: str, stamp: float) -> pd.DataFrame | None:
+    """A table of the bundle (size-bounded read), or None with an st.warning when it is damaged."""
+    from jnecore.validation import InputError
+
+    try:
+        return _read_parquet(path, stamp)
+    except InputError as exc:
+        st.warning(plain(exc), icon=":material/warning:")
+        return None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

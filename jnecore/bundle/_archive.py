@@ -209,7 +209,11 @@ def _checked_bundle(tmp: Path, archive) -> Path:
     try:
         load_bundle(root)
     except InputError as exc:
-        raise InputError(archive, f"is not a valid result bundle ({exc.problem})") from None
+        try:
+            where = f"{Path(exc.source).relative_to(root).as_posix()}: " if Path(exc.source) != root else ""
+        except ValueError:
+            where = ""
+        raise InputError(archive, f"is not a valid result bundle ({where}{exc.problem})") from None
     return root
 
 

@@ -201,10 +201,12 @@ class Bundle:
             p = self.path / FILES["tables"] / f"{name}.parquet"
             if name not in self.table_names or not p.exists():
                 raise KeyError(f"bundle {self.path} has no table {name!r} (it has {', '.join(self.table_names)})")
+            from ..io._limits import read_parquet
+
             try:
-                self._tables[name] = pd.read_parquet(p)
-            except Exception as exc:  # damaged pages behind a sound footer: pyarrow raises several types
-                raise BundleError(p, f"not a readable parquet file ({type(exc).__name__})") from None
+                self._tables[name] = read_parquet(p)
+            except InputError as exc:  # damaged pages behind a sound footer, or over the size limit
+                raise BundleError(p, exc.problem) from None
         return self._tables[name]
 
     def vertex_columns(self, columns) -> pd.DataFrame:
@@ -234,7 +236,9 @@ class Bundle:
         if missing:
             raise KeyError(f"bundle {self.path} has no vertex column {', '.join(map(repr, missing))} "
                            f"(it has {', '.join(names)})")
-        return pd.read_parquet(path, columns=columns)
+        from ..io._limits import read_parquet
+
+        return read_parquet(path, columns=columns)
 
     @property
     def simulations_dir(self) -> Path | None:

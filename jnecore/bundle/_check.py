@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atlas import LEVELS
-from ..io._limits import MAX_TABLE_BYTES, MAX_TABLE_ROWS, npy_header, parquet_footer
+from ..io._limits import MAX_TABLE_BYTES, MAX_TABLE_ROWS, npy_header, parquet_footer, read_parquet
 from ._contract import (FILES, MANIFEST_FIELDS, SCHEMA_VERSION, SPACES, STIMULUS_COLUMNS, VERTEX_COLUMNS)
 
-__all__ = ["Problem", "check_bundle", "read_manifest", "npy_header", "parquet_footer", "MAX_MANIFEST_BYTES",
+__all__ = ["Problem", "check_bundle", "read_manifest", "read_json", "npy_header", "parquet_footer", "MAX_MANIFEST_BYTES",
            "MAX_JSON_DEPTH", "MAX_TABLE_ROWS", "MAX_TABLE_BYTES"]
 
 #: manifest.json bytes: the sample bundle's is 0.33 MB (one entry per encoder fit); a whole-brain run
@@ -113,18 +113,22 @@ def _read_manifest(path: Path) -> dict:
         raise _fatal(folder, "no such folder")
     if not p.is_file():
         raise _fatal(folder, "not a result bundle (no manifest.json)")
+    return _read_json_object(p, "a manifest")
+
+
+def _read_json_object(p: Path, what: str) -> dict:
     try:
         size = p.stat().st_size
         if size == 0:
             raise _fatal(p, "is empty")
         if size > MAX_MANIFEST_BYTES:
-            raise _fatal(p, f"is {size:,} bytes, more than the {MAX_MANIFEST_BYTES:,} a manifest may have: not read")
+            raise _fatal(p, f"is {size:,} bytes, more than the {MAX_MANIFEST_BYTES:,} {what} may have: not read")
         with open(p, "rb") as fh:
             data = fh.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise _fatal(p, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
     if len(data) > MAX_MANIFEST_BYTES:
-        raise _fatal(p, f"is more than the {MAX_MANIFEST_BYTES:,} bytes a manifest may have: not read")
+        raise _fatal(p, f"is more than the {MAX_MANIFEST_BYTES:,} bytes {what} may have: not read")
     if _nesting_exceeds(data, MAX_JSON_DEPTH):
         raise _fatal(p, f"nests deeper than {MAX_JSON_DEPTH} levels: not read")
     try:
@@ -134,6 +138,17 @@ def _read_manifest(path: Path) -> dict:
     if not isinstance(man, dict):
         raise _fatal(p, f"must hold a JSON object, not a {type(man).__name__}")
     return man
+
+
+def read_json(path) -> dict:
+    """A JSON object from a bundle (``simulations/simulations.json``, say), with the manifest's
+    bounds on size and nesting; raises :class:`jnecore.bundle.BundleError` naming the file."""
+    from ._bundle import BundleError
+
+    try:
+        return _read_json_object(Path(path), "a JSON file")
+    except _Fatal as exc:
+        raise BundleError(exc.problem.file, exc.problem.message) from None
 
 
 def _type_ok(value, want) -> bool:
@@ -242,8 +257,6 @@ _KIND_WORDS = {"i": "integers", "f": "numbers", "b": "true/false", "U": "text"}
 def _read_frame(path: Path, name: str, spec: dict, problems: list):
     """Read vertices / stimuli parquet after the footer and column checks; optional columns of the
     wrong type are dropped (one problem each)."""
-    import pandas as pd
-
     from ..validation import InputError
 
     p = path / FILES[name]
@@ -266,9 +279,9 @@ def _read_frame(path: Path, name: str, spec: dict, problems: list):
     if missing:
         raise _fatal(p, f"lacks the columns {', '.join(missing)}")
     try:
-        frame = pd.read_parquet(p, columns=keep)
-    except Exception as exc:  # pyarrow raises several types for damaged pages
-        raise _fatal(p, f"not a readable parquet file, truncated or damaged ({type(exc).__name__})") from None
+        frame = read_parquet(p, columns=keep)
+    except InputError as exc:
+        raise _fatal(p, exc.problem) from None
     if len(frame) != n_rows:
         raise _fatal(p, f"holds {len(frame):,} rows, its footer states {n_rows:,}: damaged")
     return frame

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..validation import InputError
 
-__all__ = ["MAX_INFLATION", "MAX_TABLE_ROWS", "MAX_TABLE_BYTES", "npy_header", "parquet_footer", "check_npz_member",
+__all__ = ["MAX_INFLATION", "MAX_TABLE_ROWS", "MAX_TABLE_BYTES", "npy_header", "parquet_footer", "read_parquet",
+           "check_npz_member",
            "check_h5_dataset", "check_image_claim"]
 
 #: decoded / stored bytes allowed for compressed data: deflate's maximum is 1032:1 (zlib's docs),
@@ -188,3 +189,55 @@ def parquet_footer(path) -> tuple:
     if n_bytes > MAX_TABLE_BYTES:
         raise InputError(path, f"states {n_bytes:,} bytes decoded, more than the {MAX_TABLE_BYTES:,} allowed: not read")
     return n_rows, n_bytes, schema
+
+
+def read_parquet(path, columns=None):
+    """A parquet table as a DataFrame, its decoded size bounded before it is decoded.
+
+    The footer's row count and stated size are checked first (:func:`parquet_footer`); text
+    columns are then read dictionary-encoded (compact), and the bytes they decode to (each row's
+    string length) are added up: a few kilobytes of one long string repeated can claim gigabytes
+    that the footer does not show. Over :data:`MAX_TABLE_BYTES`, nothing is decoded.
+
+    Parameters
+    ----------
+    path : a .parquet file
+    columns : list of str, optional (all when None)
+
+    Returns
+    -------
+    DataFrame, as ``pandas.read_parquet`` gives it
+
+    Raises
+    ------
+    InputError naming the file and the limit.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    _, _, schema = parquet_footer(path)
+    try:
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+        table = pq.ParquetFile(path, read_dictionary=text).read(columns=columns)
+        decoded = 0
+        for name, col in zip(table.column_names, table.columns):
+            for chunk in col.chunks:
+                if pa.types.is_dictionary(chunk.type) and len(chunk):
+                    lengths = pc.fill_null(pc.binary_length(chunk.dictionary), 0).to_numpy(zero_copy_only=False)
+                    idx = pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False)
+                    decoded += int(lengths[idx].sum(dtype=np.int64)) if len(lengths) else 0
+                else:
+                    decoded += int(chunk.nbytes)
+            if decoded > MAX_TABLE_BYTES:
+                raise InputError(path, f"decodes to more than the {MAX_TABLE_BYTES:,} bytes a table may have "
+                                       f"(at column {name!r}): not read")
+        want = pa.schema([schema.field(n) for n in table.column_names], metadata=schema.metadata)
+        return table.cast(want).to_pandas()
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for damaged pages
+        raise InputError(path, f"not a readable parquet file, truncated or damaged ({type(exc).__name__})") from None
+

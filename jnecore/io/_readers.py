@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..validation import InputError
-from ._limits import check_h5_dataset, check_npz_member, npy_header, parquet_footer
+from ._limits import check_h5_dataset, check_npz_member, npy_header, read_parquet
 
 __all__ = ["read_array", "read_labels", "read_table", "read_table_matrix", "split_key", "sniff", "check_file",
            "ARRAY_SUFFIXES", "TABLE_SUFFIXES"]
@@ -230,8 +230,7 @@ def read_table(path, *, header="infer"):
     _check_content(path, suffix)
     try:
         if suffix == ".parquet":
-            parquet_footer(path)  # rows and decoded size, from the footer, before any column is read
-            return pd.read_parquet(path)
+            return read_parquet(path)  # rows and decoded size bounded before any column is decoded
         sep = "\t" if suffix == ".tsv" else ","
         if suffix == ".txt":
             sep = r"\s+"
@@ -373,8 +372,7 @@ def read_labels(path, n=None, *, unique=False) -> np.ndarray:
 
     try:
         if suffix == ".parquet":
-            parquet_footer(path)
-            df = pd.read_parquet(path)
+            df = read_parquet(path)
         else:
             df = pd.read_csv(path, sep="," if suffix == ".csv" else "\t", dtype=str, keep_default_na=False)
     except InputError:
