@@ -163,7 +163,10 @@ def upload_widget():
             try:
                 path = extract_bundle_archive(archive, mine, max_bytes=min(MAX_ARCHIVE_BYTES, left))
             except InputError as exc:
-                st.error(f"{up.name}: {exc.problem}")
+                st.error(plain(f"{up.name}: {exc.problem}"))
+                return
+            except Exception as exc:  # never a traceback on the page: one line, as for the checks above
+                st.error(plain(f"{up.name}: could not be opened ({type(exc).__name__})"))
                 return
         st.session_state["_jne_upload_done"] = up.file_id
         st.session_state[BUNDLE_KEY] = str(path)

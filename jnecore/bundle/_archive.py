@@ -16,6 +16,7 @@ temporary directory and raises :class:`~jnecore.validation.InputError` naming th
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..validation import InputError
@@ -37,6 +39,9 @@ MAX_MEMBER_BYTES = 400 * 1024 * 1024
 #: (1000 x 20000) at 40x (measured); runs of zeros (bombs) reach ~1000x, deflate's ceiling
 MAX_COMPRESSION_RATIO = 200
 _CHUNK = 1 << 20
+#: what zipfile / tarfile / gzip / lzma raise for a damaged archive (found by tests/test_fuzz_readers.py)
+_DAMAGED = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError, zlib.error, NotImplementedError,
+            ValueError, UnicodeError, lzma.LZMAError, OverflowError)
 
 
 def _safe_parts(name: str, archive) -> tuple:
@@ -127,7 +132,7 @@ def _archive_kind(archive: Path) -> str:
     try:
         if tarfile.is_tarfile(archive):
             return "tar"
-    except (OSError, tarfile.TarError, EOFError):
+    except _DAMAGED:
         pass
     raise InputError(archive, "is not a zip or tar(.gz) archive")
 
@@ -135,7 +140,7 @@ def _archive_kind(archive: Path) -> str:
 def _open_archive(archive: Path, kind: str):
     try:
         return zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, mode="r:*")
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+    except _DAMAGED as exc:
         raise InputError(archive, f"not a readable archive ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
@@ -143,7 +148,9 @@ def _checked_members(arc, kind: str, archive) -> list:
     """(parts, is_dir, size, member) per member, after the path and member-type checks."""
     try:
         return _zip_members(arc, archive) if kind == "zip" else _tar_members(arc, archive)
-    except (OSError, tarfile.TarError, EOFError, zipfile.BadZipFile) as exc:
+    except InputError:
+        raise
+    except _DAMAGED as exc:
         raise InputError(archive, f"is truncated or damaged ({type(exc).__name__})") from None
 
 
@@ -177,7 +184,7 @@ def _extract_file(arc, kind: str, member, target: Path, budget: list, max_bytes:
             _copy_limited(src, target, budget, max_bytes, archive)
     except InputError:
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+    except _DAMAGED as exc:
         raise InputError(archive, f"member {name!r} cannot be extracted: truncated, damaged "
                                   f"or clashing with another member ({type(exc).__name__})") from None
 

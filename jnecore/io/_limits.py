@@ -15,6 +15,7 @@ reader allocates the claimed array:
 
 from __future__ import annotations
 
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ def _read_npy_header(fh, path):
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-    except (ValueError, EOFError, SyntaxError, TypeError, OverflowError, MemoryError) as exc:
+    except (ValueError, EOFError, SyntaxError, TypeError, OverflowError, MemoryError, tokenize.TokenError) as exc:
         msg = str(exc).splitlines()[0][:120] if str(exc).strip() else "bad header"
         raise InputError(path, f"not a readable .npy file ({msg})") from None
     if dtype.hasobject:
