@@ -206,7 +206,7 @@ CASES = [
     ("vertices-outside-the-mesh", _table("v.csv", "vertex", [0, 1, 2, 3, 4, 99999]), {"--space": "fsaverage5", "--vertices": "v.csv"},
      r"error: {d}/v\.csv: vertex indices must lie in \[0, 20484\) for fsaverage5 \(10242 per hemisphere, left then right\), got 0\.\.99999"),
     ("gifti-wrong-mesh", _gifti("lh.y.func.gii", 100), {"--responses": "lh.y.func.gii", "--space": "fsaverage5"},
-     r"error: {d}/lh\.y\.func\.gii: has 100 vertices per hemisphere but --space fsaverage5 has 10242"),
+     r"error: {d}/lh\.y\.func\.gii: has 100 vertices per hemisphere but --space fsaverage5 has 10242 \(its 60 data arrays read as 60 samples of 100 vertices\)"),
     ("gifti-that-is-not-xml", _write("lh.y.func.gii", "1,2,3\n"), {"--responses": "lh.y.func.gii"},
      r"error: {d}/lh\.y\.func\.gii: is not a GIfTI file: its content looks like plain text \(CSV\?\)"),
     ("volume-without-mask", _nifti4d, {"--responses": "bold.nii.gz"},
