@@ -410,7 +410,7 @@ def read_surface_labels(path, kind, n_vertices=None) -> tuple:
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(path, f"not a readable FreeSurfer annot file, truncated or damaged ({msg})") from None
-        table = {i: (n.decode() if isinstance(n, bytes) else str(n)) for i, n in enumerate(names)}
+        table = {i: (n.decode(errors="replace") if isinstance(n, bytes) else str(n)) for i, n in enumerate(names)}
         return np.asarray(labels, dtype=np.int64), None, table, hemi
     if kind == "label":
         path = check_file(path)

@@ -207,7 +207,7 @@ def _load_h5(path: Path, key):
             return fh[key][()]
     except InputError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: h5py on a damaged heap
         raise InputError(path, f"not a readable HDF5 file, truncated or damaged ({str(exc).splitlines()[0]})") from None
 
 
