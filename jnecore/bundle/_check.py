@@ -7,9 +7,10 @@ Each problem names its file and says whether the bundle can still be opened (``f
 part is lost (``part``). :func:`jnecore.bundle.load_bundle` runs the same check: it refuses a bundle
 with a fatal problem and otherwise opens what is usable, keeping the rest as ``Bundle.problems``.
 
-Limits (the values and why, :data:`MAX_MANIFEST_BYTES` ...): each is checked before the file is
-parsed, from the file's size, the .npy header or the parquet footer, so a damaged or hostile
-bundle cannot make a reader allocate more than the limit.
+Limits (:data:`MAX_MANIFEST_BYTES`, :data:`MAX_JSON_DEPTH` here; :data:`MAX_TABLE_ROWS`,
+:data:`MAX_TABLE_BYTES` and the header checks in :mod:`jnecore.io._limits`; each with its reason
+beside it) are checked before a file is parsed, from its size, the .npy header or the parquet
+footer, so a damaged or hostile bundle cannot make a reader allocate more than the limit.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ..atlas import LEVELS
 from ..io._limits import MAX_TABLE_BYTES, MAX_TABLE_ROWS, npy_header, parquet_footer, read_parquet
 from ._contract import (FILES, MANIFEST_FIELDS, SCHEMA_VERSION, SPACES, STIMULUS_COLUMNS, VERTEX_COLUMNS)
 
-__all__ = ["Problem", "check_bundle", "read_manifest", "read_json", "npy_header", "parquet_footer", "MAX_MANIFEST_BYTES",
-           "MAX_JSON_DEPTH", "MAX_TABLE_ROWS", "MAX_TABLE_BYTES"]
+__all__ = ["Problem", "check_bundle", "read_manifest", "read_json", "npy_header", "parquet_footer",
+           "MAX_MANIFEST_BYTES", "MAX_JSON_DEPTH", "MAX_TABLE_ROWS", "MAX_TABLE_BYTES"]
 
 #: manifest.json bytes: the sample bundle's is 0.33 MB (one entry per encoder fit); a whole-brain run
 #: with ~360 ROI encoders stays near 1 MB, so 16 MB leaves room and refuses a 50 MB file unread
@@ -34,6 +34,8 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 #: JSON nesting: the writer's manifests nest 4 deep (config -> dict -> list); 64 is far above that
 #: and far below Python's recursion limit, so no parse ever recurses deep
 MAX_JSON_DEPTH = 64
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem of a bundle.
