@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FORMATS = ["npy", "npz", "h5", "parquet", "csv", "gii", "mgh", "nii", "annot", "archive"]
+FORMATS = ["npy", "npz", "h5", "parquet", "csv", "gii", "mgh", "nii", "annot", "archive", "bundle"]
 N = int(os.environ.get("FUZZ_N", "1000"))
 ROOT = Path(__file__).resolve().parents[1]
 MEMORY_CAP = 3 * 1024 ** 3  # address space of one fuzz process: the readers plus a few 100 MB
@@ -80,6 +80,11 @@ def _seed_files(fmt: str, d: Path) -> dict:
         ctab = np.array([[10, 20, 30, 0], [40, 50, 60, 0], [70, 80, 90, 0]], dtype=np.int32)
         nib.freesurfer.write_annot(str(d / "lh.x.annot"), labels, ctab, [b"V1", b"V2", b"FFC"])
         return {"main": d / "lh.x.annot"}
+    if fmt == "bundle":  # a bundle folder: each mutation damages one of its files (in turn)
+        b = _seed_files("archive", d)["main"].parent / "b"
+        tables = summary_tables_for(b)
+        return {"main": b / "manifest.json", "bundle": b, "rotate": [
+            b / "manifest.json", b / "vertices.parquet", b / "stimuli.parquet", b / "jne_ss.npy", *tables]}
     if fmt == "archive":
         import zipfile
 
@@ -101,6 +106,32 @@ def _seed_files(fmt: str, d: Path) -> dict:
     raise ValueError(fmt)
 
 
+def summary_tables_for(b: Path) -> list:
+    """Write the summary tables of the seed bundle ``b`` (so its tables are fuzzed too)."""
+    from jnecore.bundle import load_bundle, summary_tables, write_bundle
+
+    bundle = load_bundle(b)
+    tables = summary_tables(bundle.vertices, np.asarray(bundle.jne_ss), bundle.test_stimuli)
+    write_bundle(b, vertices=bundle.vertices, jne_ss=np.asarray(bundle.jne_ss), stimuli=bundle.stimuli,
+                 manifest={"space": "none", "config": {}}, tables=tables, overwrite=True)
+    return sorted((b / "tables").glob("*.parquet"))
+
+
+def _open_all(path):
+    """load_bundle, then every part a page reads (JNE-SS rows, each listed table)."""
+    from jnecore.bundle import check_bundle, load_bundle
+
+    check_bundle(path)
+    b = load_bundle(path)
+    np.asarray(b.jne_ss[: min(2, len(b.jne_ss))], dtype=float)
+    for name in b.table_names:
+        try:
+            b.table(name)
+        except KeyError:  # listed but not there: the documented answer
+            pass
+    return b
+
+
 def _reader(fmt: str, files: dict):
     """The project's reader of that format, as a user's file reaches it."""
     from jnecore.bundle import extract_bundle_archive
@@ -115,6 +146,8 @@ def _reader(fmt: str, files: dict):
         return lambda p: read_responses([str(p)], mask=str(files["mask"]))
     if fmt == "annot":
         return lambda p: read_surface_labels(p, "annot")
+    if fmt == "bundle":
+        return lambda p: _open_all(files["bundle"])
     if fmt == "archive":
         import shutil
 
@@ -170,26 +203,31 @@ def fuzz(fmt: str, n: int, seed: int, work: Path) -> dict:
     read = _reader(fmt, files)
     main = files["main"]
     read(main)  # the seed itself is read
-    original = main.read_bytes()
+    rotate = files.get("rotate", [main])
+    originals = {p: p.read_bytes() for p in rotate}
     rng = random.Random(seed)
     counts = {"value": 0, "input_error": 0}
     escaped: dict = {}
     t0 = time.perf_counter()
     for i in range(n):
-        main.write_bytes(mutate(original, rng))
+        if i:
+            main.write_bytes(originals[main])
+        main = rotate[i % len(rotate)]
+        main.write_bytes(mutate(originals[main], rng))
         try:
             read(main)
             counts["value"] += 1
         except InputError as exc:
             counts["input_error"] += 1
-            if "\n" in str(exc) or not any(str(exc).startswith(str(f)) for f in files.values()):
+            if "\n" in str(exc) or not any(str(exc).startswith(str(f)) for f in [*rotate, *files.values()]
+                                           if isinstance(f, Path)):
                 escaped.setdefault("InputError not one line naming the file", [i, str(exc)[:300]])
         except Exception as exc:  # what must not happen: recorded with the mutation's index and where
             name = type(exc).__name__
             if name not in escaped:
                 escaped[name] = [i, str(exc)[:200], traceback.format_exc()[-1500:]]
             counts[name] = counts.get(name, 0) + 1
-    main.write_bytes(original)
+    main.write_bytes(originals[main])
     return {"format": fmt, "n": n, "seed": seed, "counts": counts, "escaped": escaped,
             "seconds": round(time.perf_counter() - t0, 2)}
 

@@ -67,6 +67,8 @@ def _zip_members(zf: zipfile.ZipFile, archive):
             raise InputError(archive, f"member {info.filename!r} is not a regular file or folder: refused")
         if info.flag_bits & 0x1:
             raise InputError(archive, f"member {info.filename!r} is encrypted: refused")
+        if not info.filename:  # zipfile's is_dir() fails on it (found by the fuzz test)
+            raise InputError(archive, "holds a member with an empty name: damaged")
         parts = _safe_parts(info.filename, archive)
         members.append((parts, info.is_dir(), info.file_size, info))
     return members
