@@ -62,6 +62,7 @@ def test_a_fit_with_all_nan_key_maps_is_an_error_not_a_bundle(tmp_path, capsys, 
     assert err == (f"error: {tmp_path / 'Y.npy'}: the fit gave no finite r2_nonlinear in any of the 6 modelled "
                    "columns (all NaN): nothing written; check the inputs' scale and values")
     assert not (tmp_path / "o").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy", "Y.npy"]  # no checkpoint, lock or temp left
 
 
 def test_key_map_check_against_hand_made_tables():
