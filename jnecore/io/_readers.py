@@ -176,7 +176,7 @@ def _load_npz(path: Path, key):
         if "pickle" in str(exc).lower():
             raise InputError(path, "holds pickled Python objects, which are refused: save plain numeric arrays") from None
         raise InputError(path, f"not a readable .npz file ({str(exc).splitlines()[0]})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, RuntimeError) as exc:
         raise InputError(path, f"not a readable .npz file, truncated or damaged ({_first_line(exc)})") from None
 
 
