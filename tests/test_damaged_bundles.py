@@ -108,7 +108,7 @@ DAMAGE = {
                              "'noise_ceiling' holds"),
     "tables-wrong-type": (lambda p: _manifest(p, tables="roi_summary"), False, "'tables' should be a list"),
     "counts-wrong-type": (lambda p: _manifest(p, counts=[1, 2]), False, "'counts' should be an object"),
-    "timings-text": (lambda p: _manifest(p, timings={"fit": "slow", "jne": 2.0}), False, "1 entries that are not a number"),
+    "timings-text": (lambda p: _manifest(p, timings={"fit": "slow", "jne": 2.0}), False, "1 entry that is not a number: ignored"),
     "fields-wrong-type": (lambda p: _manifest(p, name=5, simulated="yes", label={"x": 1}, config=[], trunk="roi",
                                               device="cpu", volume=3), False, "should be"),
 }

@@ -192,8 +192,9 @@ def _clean_fields(p, man: dict, problems: list) -> dict:
             bad = [k for k, x in (value.items() if isinstance(value, dict) else enumerate(value))
                    if not _type_ok(x, item)]
             if bad:
-                problems.append(Problem(str(p), f"field {key!r} has {len(bad)} entries that are not "
-                                                f"{_TYPE_WORDS[item]}: those are ignored", False, f"manifest:{key}"))
+                problems.append(Problem(str(p), f"field {key!r} has {len(bad)} "
+                                                f"{'entry that is' if len(bad) == 1 else 'entries that are'} not "
+                                                f"{_TYPE_WORDS[item]}: ignored", False, f"manifest:{key}"))
                 clean[key] = ({k: x for k, x in value.items() if k not in bad} if isinstance(value, dict)
                               else [x for i, x in enumerate(value) if i not in set(bad)])
     return clean
