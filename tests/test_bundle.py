@@ -34,7 +34,7 @@ def test_round_trip(tmp_path):
     model = ResidualMLP(5, 6, hidden=8)
     table = pd.DataFrame({"roi": ["V1"], "mean": [0.5]})
     out = write_bundle(tmp_path / "b", vertices=vertices, jne_ss=ss, stimuli=stimuli,
-                       manifest={"space": "fsLR32k", "config": {"seed": 0}}, tables={"roi_summary": table},
+                       manifest={"space": "fsLR32k", "config": {"seed": 0}}, tables={"my_summary": table},
                        encoders={"nonlinear": model})
     b = load_bundle(out)
     pd.testing.assert_frame_equal(b.vertices, vertices)
@@ -42,7 +42,7 @@ def test_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(b.jne_ss), ss)
     assert b.jne_ss.dtype == np.float32
     assert len(b.test_stimuli) == 4 and list(b.test_stimuli["stimulus"]) == ["s0", "s1", "s2", "s3"]
-    pd.testing.assert_frame_equal(b.table("roi_summary"), table)
+    pd.testing.assert_frame_equal(b.table("my_summary"), table)  # not a contract table: any columns
     assert b.manifest["schema_version"] == SCHEMA_VERSION and b.space == "fsLR32k"
     assert b.manifest["config"] == {"seed": 0} and "created" in b.manifest
     loaded = b.encoder("nonlinear")

@@ -98,6 +98,8 @@ DAMAGE = {
     # usable, with a part left out
     "no-tables-folder": (lambda p: shutil.rmtree(p / "tables"), False, "folder missing"),
     "truncated-table": (lambda p: _truncate(p / "tables" / "roi_summary.parquet"), False, "not a readable parquet"),
+    "tables-wrong-columns": (lambda p: [pd.DataFrame({"x": ["a"]}).to_parquet(t) for t in (p / "tables").glob("*")],
+                             False, "lacks the columns roi (text), level (text), n (numbers)"),
     "no-jne-ss": (lambda p: (p / "jne_ss.npy").unlink(), False, "missing"),
     "empty-jne-ss-file": (lambda p: (p / "jne_ss.npy").write_bytes(b""), False, "is empty"),
     "truncated-jne-ss": (lambda p: _truncate(p / "jne_ss.npy"), False, "header claims"),
@@ -161,6 +163,7 @@ def test_lost_parts_are_left_out(damaged):
     with pytest.raises(KeyError):
         b.table("roi_summary")
     assert load_bundle(damaged["no-tables-folder"]).table_names == []
+    assert load_bundle(damaged["tables-wrong-columns"]).table_names == []  # each recomputed by the pages
     assert "noise_ceiling" not in load_bundle(damaged["optional-column-text"]).vertices
     m = load_bundle(damaged["fields-wrong-type"]).manifest
     assert not {"name", "simulated", "label", "config", "trunk", "device", "volume"} & set(m)
@@ -255,7 +258,8 @@ def _combined(root: Path, good: Path) -> Path:
     return p
 
 
-@pytest.mark.parametrize("case", ["manifest-deep-field", "truncated-vertices", "combined", "empty-jne-ss"])
+@pytest.mark.parametrize("case", ["manifest-deep-field", "truncated-vertices", "combined", "empty-jne-ss",
+                                  "tables-wrong-columns"])
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_on_damaged_bundles(damaged, tmp_path_factory, monkeypatch, page, case):
     pytest.importorskip("streamlit.testing.v1")

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ..atlas import LEVELS
 from ..io._limits import MAX_TABLE_BYTES, MAX_TABLE_ROWS, npy_header, parquet_footer, read_parquet
-from ._contract import (FILES, MANIFEST_FIELDS, SCHEMA_VERSION, SPACES, STIMULUS_COLUMNS, VERTEX_COLUMNS)
+from ._contract import (FILES, MANIFEST_FIELDS, SCHEMA_VERSION, SPACES, STIMULUS_COLUMNS, TABLE_COLUMNS,
+                        VERTEX_COLUMNS)
 
 __all__ = ["Problem", "check_bundle", "read_manifest", "read_json", "npy_header", "parquet_footer",
            "MAX_MANIFEST_BYTES", "MAX_JSON_DEPTH", "MAX_TABLE_ROWS", "MAX_TABLE_BYTES"]
@@ -308,9 +309,17 @@ def _check_tables(path: Path, man: dict, problems: list) -> list:
                                     False, f"table:{name}"))
             continue
         try:
-            parquet_footer(p)
+            _, _, schema = parquet_footer(p)
         except InputError as exc:
             problems.append(Problem(str(p), f"{exc.problem}: recomputed where a page needs it", False, f"table:{name}"))
+            continue
+        types = dict(zip(schema.names, schema.types))
+        want = TABLE_COLUMNS.get(name, {})
+        bad = [c for c, kind in want.items() if c not in types or not _kind_ok(types[c], kind)]
+        if bad:
+            what = ", ".join(f"{c} ({_KIND_WORDS[want[c]]})" for c in bad[:5])
+            problems.append(Problem(str(p), f"lacks the columns {what}: recomputed where a page needs it", False,
+                                    f"table:{name}"))
             continue
         usable.append(name)
     return usable

@@ -12,7 +12,7 @@ import re
 from ..spaces import SPACE_NAMES
 
 __all__ = ["SCHEMA_VERSION", "SPACES", "FILES", "MANIFEST_FIELDS", "VERTEX_COLUMNS", "REQUIRED_VERTEX_COLUMNS",
-           "STIMULUS_COLUMNS", "REQUIRED_STIMULUS_COLUMNS", "TABLES", "STORED_SUMMARY", "encoder_filename"]
+           "STIMULUS_COLUMNS", "REQUIRED_STIMULUS_COLUMNS", "TABLES", "TABLE_COLUMNS", "STORED_SUMMARY", "encoder_filename"]
 
 SCHEMA_VERSION = "1.1"
 #: the spaces a manifest may name (the registry's, :mod:`jnecore.spaces`)
@@ -78,6 +78,18 @@ TABLES = {
     "roi_group": "MoM per ROI and stimulus category (Stimulus selectivity page)",
     "roi_cluster": "MoM per ROI and stimulus cluster (Stimulus selectivity page)",
     "truth": "simulated bundles (jne demo): each planted item, its recovery and bootstrap CI (no page reads it yet)",
+}
+#: the columns (and numpy dtype kinds) a page reads from each stored table; a stored table without
+#: them is reported and recomputed from the vertices (:func:`jnecore.bundle.check_bundle`)
+_SUMMARY = {"n": "f", "mean": "f", "std": "f", "median": "f", "sem": "f"}
+_MOM = {"roi": "U", "group": "U", "mom": "f", "sem": "f", "n_vertices": "f", "n_stimuli": "f", "mom_norm": "f"}
+TABLE_COLUMNS = {
+    "roi_summary": {"roi": "U", "level": "U", **_SUMMARY},
+    "level_summary": {"level": "U", **_SUMMARY},
+    "level_tests": {"a": "U", "b": "U", "n_a": "f", "n_b": "f", "mean_a": "f", "mean_b": "f", "statistic": "f",
+                    "p": "f", "q": "f", "test": "U"},
+    "roi_group": _MOM,
+    "roi_cluster": _MOM,
 }
 #: the settings every stored summary was computed with: what a reader must ask for to reuse it
 STORED_SUMMARY = {"metric": "jne", "significant_only": True}

@@ -153,8 +153,9 @@ def check_image_claim(img, path):
     if name.endswith(".mgh"):
         offset = 284
     if offset + need > size:
+        shown = tuple(int(s) for s in shape)
         raise InputError(path, f"is truncated or damaged: its header claims {need:,} bytes of data "
-                               f"(shape {tuple(int(s) for s in shape)}, {dtype}), the file holds {max(size - offset, 0):,}")
+                               f"(shape {shown}, {dtype}), the file holds {max(size - offset, 0):,}")
 
 
 def parquet_footer(path) -> tuple:

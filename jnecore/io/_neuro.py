@@ -25,9 +25,9 @@ from ..validation import InputError
 from ._limits import check_image_claim
 from ._readers import check_file, describe_kind, sniff
 
-__all__ = ["file_kind", "hemi_from_name", "read_gifti_data", "read_gifti_oriented", "read_mgh_data", "read_cifti_cortex",
-           "read_volume", "read_lookup", "read_label_image", "read_surface_labels", "read_cifti_labels", "label_base_name",
-           "UNLABELLED_NAMES"]
+__all__ = ["file_kind", "hemi_from_name", "read_gifti_data", "read_gifti_oriented", "read_mgh_data",
+           "read_cifti_cortex", "read_volume", "read_lookup", "read_label_image", "read_surface_labels",
+           "read_cifti_labels", "label_base_name", "UNLABELLED_NAMES"]
 
 # label names that mean "no ROI" (compared lower-case)
 UNLABELLED_NAMES = {"", "unknown", "???", "none", "medial_wall", "medial wall", "background", "unlabelled",
