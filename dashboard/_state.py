@@ -232,11 +232,12 @@ def get_bundle(path: str):
 
 
 def try_bundle(path: str):
-    """(bundle, None) or (None, error message) without raising."""
+    """(bundle, None) or (None, error message) without raising; the message is made plain
+    (:func:`plain`): it may quote the bundle's own text, which must not render as markdown."""
     try:
         return get_bundle(path), None
     except Exception as exc:  # BundleError, OSError, damaged files
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, plain(f"{type(exc).__name__}: {exc}")
 
 
 def bundle_problems(path: str) -> list:
@@ -457,8 +458,8 @@ def sidebar(*, roi: bool = True):
                            help=f"Bundles found under: {os.pathsep.join(roots)}")
     b, err = try_bundle(path)
     if b is None:
-        problems = [p for p in bundle_problems(path) if p.fatal] or [err]
-        st.error(f"Could not read the bundle at {plain(path)}: {plain(problems[-1])}\n\nCheck it with "
+        fatal = [p for p in bundle_problems(path) if p.fatal]
+        st.error(f"Could not read the bundle at {plain(path)}: {plain(fatal[-1]) if fatal else err}\n\nCheck it with "
                  f"`jne info {path}`; re-create it with `jne run` or `jne demo`, or choose another bundle "
                  "in the sidebar.")
         st.stop()

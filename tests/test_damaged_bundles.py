@@ -283,3 +283,25 @@ def test_every_page_on_damaged_bundles(damaged, tmp_path_factory, monkeypatch, p
         assert len(shown) >= want, (shown, want)
         if page in ("2_ROI_hierarchy.py", "4_Encoding_performance.py"):  # drawn from what is usable
             assert at.get("plotly_chart")
+
+
+@pytest.mark.parametrize("page", ["app.py", "6_Compare_bundles.py"])
+def test_the_bundles_own_text_in_an_error_is_plain(damaged, monkeypatch, page):
+    """A refused manifest's text quoted in the error must not render as markdown (no image fetch)."""
+    pytest.importorskip("streamlit.testing.v1")
+    from streamlit.testing.v1 import AppTest
+
+    p = damaged["good"].parent / "markdown-version"
+    if not p.exists():
+        shutil.copytree(damaged["good"], p)
+        _manifest(p, schema_version="![x](http://e.invalid/a.png)")
+    monkeypatch.setenv("JNE_BUNDLE_ROOTS", os.pathsep.join([str(p), str(damaged["good"])]))
+    at = AppTest.from_file(str(DASH / page if page == "app.py" else DASH / "pages" / page), default_timeout=120)
+    key = "jne_bundle" if page == "app.py" else "jne_compare_b"
+    at.session_state[key] = str(p.resolve())
+    if page != "app.py":
+        at.session_state["jne_bundle"] = at.session_state["jne_compare_a"] = str(damaged["good"].resolve())
+    at.run()
+    assert not at.exception and len(at.error) == 1
+    text = at.error[0].value
+    assert "schema version" in text and "](http" not in text and r"\]\(http" in text
