@@ -235,8 +235,14 @@ def test_info_as_a_user_runs_it(damaged, name):
     r = subprocess.run([sys.executable, "-m", "jnecore.cli", "info", str(damaged[name])], capture_output=True,
                        text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert "Traceback" not in r.stdout + r.stderr
-    assert r.returncode == (2 if DAMAGE[name][1] else 1)
-    assert len((r.stderr if DAMAGE[name][1] else "").splitlines()) == (1 if DAMAGE[name][1] else 0)
+    if DAMAGE[name][1]:  # one error line, nothing on stdout
+        assert (r.returncode, r.stdout, len(r.stderr.splitlines())) == (2, "", 1)
+        assert r.stderr.startswith(f"error: {damaged[name] / 'manifest.json'}: nests deeper than 64 levels")
+    else:  # the summary and one problem line
+        assert (r.returncode, r.stderr) == (1, "")
+        assert [ln for ln in r.stdout.splitlines() if ln.startswith("problem  ")] == [
+            f"problem  {damaged[name] / 'jne_ss.npy'}: is truncated or damaged: its header claims 720 bytes of data "
+            "(shape (6, 30), float32), the file holds 296: the JNE-SS views show no values"]
 
 
 # ------------------------------------------------------------------------------------------ dashboard
