@@ -32,6 +32,8 @@ FORMATS = ["npy", "npz", "h5", "parquet", "csv", "gii", "mgh", "nii", "annot", "
 N = int(os.environ.get("FUZZ_N", "1000"))
 ROOT = Path(__file__).resolve().parents[1]
 MEMORY_CAP = 3 * 1024 ** 3  # address space of one fuzz process: the readers plus a few 100 MB
+#: the seed bundle's manifest, with a fixed creation time and version, so every run mutates the same bytes
+FIXED = {"space": "none", "config": {}, "created": "2026-01-01T00:00:00+00:00", "jnecore_version": "0"}
 
 
 # ------------------------------------------------------------------------------ seeds (small valid files)
@@ -96,12 +98,12 @@ def _seed_files(fmt: str, d: Path) -> dict:
                           "level": ["primary", "primary", "intermediate", "higher"], "r2_linear": 0.1,
                           "r2_nonlinear": 0.2, "p_fdr": 0.01, "significant": True, "jne": 0.3})
         s = pd.DataFrame({"stimulus": ["a", "b", "c"], "split": ["test", "test", "train"], "category": "all"})
-        b = write_bundle(d / "b", vertices=v, jne_ss=np.ones((2, 4), np.float32), stimuli=s,
-                         manifest={"space": "none", "config": {}})
-        with zipfile.ZipFile(d / "b.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        b = write_bundle(d / "b", vertices=v, jne_ss=np.ones((2, 4), np.float32), stimuli=s, manifest=FIXED)
+        with zipfile.ZipFile(d / "b.zip", "w", zipfile.ZIP_DEFLATED) as z:  # fixed times: the same bytes each run
             for f in sorted(b.rglob("*")):
                 if f.is_file():
-                    z.write(f, f"b/{f.relative_to(b)}")
+                    z.writestr(zipfile.ZipInfo(f"b/{f.relative_to(b)}", (2026, 1, 1, 0, 0, 0)), f.read_bytes(),
+                               compress_type=zipfile.ZIP_DEFLATED)
         return {"main": d / "b.zip"}
     raise ValueError(fmt)
 
@@ -113,7 +115,7 @@ def summary_tables_for(b: Path) -> list:
     bundle = load_bundle(b)
     tables = summary_tables(bundle.vertices, np.asarray(bundle.jne_ss), bundle.test_stimuli)
     write_bundle(b, vertices=bundle.vertices, jne_ss=np.asarray(bundle.jne_ss), stimuli=bundle.stimuli,
-                 manifest={"space": "none", "config": {}}, tables=tables, overwrite=True)
+                 manifest=FIXED, tables=tables, overwrite=True)
     return sorted((b / "tables").glob("*.parquet"))
 
 
