@@ -165,7 +165,10 @@ def upload_widget():
             try:
                 path = extract_bundle_archive(archive, mine, max_bytes=min(MAX_ARCHIVE_BYTES, left))
             except InputError as exc:
-                st.error(f"{up.name}: {exc.problem}")
+                st.error(plain(f"{up.name}: {exc.problem}"))
+                return
+            except Exception as exc:  # never a traceback on the page: one line, as for the checks above
+                st.error(plain(f"{up.name}: could not be opened ({type(exc).__name__})"))
                 return
         st.session_state["_jne_upload_done"] = up.file_id
         st.session_state[BUNDLE_KEY] = str(path)
@@ -231,16 +234,68 @@ def get_bundle(path: str):
 
 
 def try_bundle(path: str):
-    """(bundle, None) or (None, error message) without raising."""
+    """(bundle, None) or (None, error message) without raising; the message is made plain
+    (:func:`plain`): it may quote the bundle's own text, which must not render as markdown."""
     try:
         return get_bundle(path), None
     except Exception as exc:  # BundleError, OSError, damaged files
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, plain(f"{type(exc).__name__}: {exc}")
+
+
+def bundle_problems(path: str) -> list:
+    """Every problem of the bundle at ``path`` (:func:`jnecore.bundle.check_bundle`), never raising."""
+    try:
+        from jnecore.bundle import check_bundle
+
+        return check_bundle(path)
+    except Exception as exc:  # the check itself failed: say so rather than crash the page
+        from jnecore.bundle import Problem
+
+        return [Problem(str(path), f"could not be checked ({type(exc).__name__})")]
+
+
+def show_problems(bundle):
+    """One st.warning per non-fatal problem of a loaded bundle (each says what is left out); more
+    than two go in a collapsed expander under a one-line count, so the page stays in view."""
+    problems = list(getattr(bundle, "problems", ()))
+    if not problems:
+        return
+    where = st.container()
+    if len(problems) > 2:
+        where = st.expander(f"This bundle has {len(problems)} problems: the parts they name are left out "
+                            f"(`jne info` lists them)", icon=":material/warning:")
+    with where:
+        for p in problems:
+            st.warning(plain(p), icon=":material/warning:")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def read_parquet(path: str, stamp: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def _read_parquet(path: str, stamp: float) -> pd.DataFrame:
+    from jnecore.io._limits import read_parquet as bounded
+
+    return bounded(path)
+
+
+def read_json(path) -> dict:
+    """A JSON object of a bundle (bounded size and nesting); {} with an st.warning when unreadable."""
+    from jnecore.bundle import read_json as bounded
+
+    try:
+        return bounded(path)
+    except (OSError, ValueError) as exc:
+        st.warning(plain(exc), icon=":material/warning:")
+        return {}
+
+
+def read_parquet(path: str, stamp: float) -> pd.DataFrame | None:
+    """A table of the bundle (size-bounded read), or None with an st.warning when it is damaged."""
+    from jnecore.validation import InputError
+
+    try:
+        return _read_parquet(path, stamp)
+    except InputError as exc:
+        st.warning(plain(exc), icon=":material/warning:")
+        return None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -569,13 +624,13 @@ def bound_selectbox(label, options, key: str, *, widget_key: str | None = None, 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _manifest(path: str, stamp: float) -> dict:
-    """A bundle's manifest.json only (cheap: no table is read); {} when unreadable."""
-    import json
+    """A bundle's manifest.json only (cheap: no table is read; bounded size and nesting); {} when
+    unreadable."""
+    from jnecore.bundle import read_manifest
 
     try:
-        man = json.loads((Path(path) / "manifest.json").read_text())
-        return man if isinstance(man, dict) else {}
-    except (OSError, ValueError):
+        return read_manifest(path)
+    except (OSError, ValueError):  # BundleError is a ValueError: size, nesting, not JSON
         return {}
 
 
@@ -586,7 +641,7 @@ def manifest_of(path: str) -> dict:
 def _label(path: str) -> str:
     folder = Path(path).name
     name = manifest_of(path).get("name")
-    return f"{name}  [{folder}]" if name and name != folder else folder
+    return f"{' '.join(name.split())}  [{folder}]" if name and name != folder else folder
 
 
 def no_bundle_message(roots) -> str:
@@ -613,9 +668,12 @@ def sidebar(*, roi: bool = True):
                            help=f"Bundles found under: {os.pathsep.join(roots)}")
     b, err = try_bundle(path)
     if b is None:
-        st.error(f"Could not read the bundle at `{path}`: {err}\n\nCheck it with `jne info {path}`; "
-                 "re-create it with `jne run` or `jne demo`, or choose another bundle in the sidebar.")
+        fatal = [p for p in bundle_problems(path) if p.fatal]
+        st.error(f"Could not read the bundle at {plain(path)}: {plain(fatal[-1]) if fatal else err}\n\nCheck it with "
+                 f"`jne info {path}`; re-create it with `jne run` or `jne demo`, or choose another bundle "
+                 "in the sidebar.")
         st.stop()
+    show_problems(b)
     if b.simulated:
         st.sidebar.warning("Simulated data", icon=":material/science:")
     if roi:

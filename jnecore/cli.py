@@ -105,33 +105,45 @@ def _cmd_nsd(a):
 
 
 def _cmd_info(a):
-    from .bundle import load_bundle, validate_bundle
+    """Print a bundle's summary and one ``problem`` line per non-fatal problem (exit 1), or one
+    ``error:`` line per problem when the bundle cannot be opened (exit 2, nothing on stdout)."""
+    from .bundle import BundleError, check_bundle, load_bundle
 
-    b = load_bundle(a.bundle)
+    try:
+        b = load_bundle(a.bundle)
+    except BundleError:
+        for p in check_bundle(a.bundle):
+            print(f"{'error' if p.fatal else 'warning'}: {p}", file=sys.stderr)
+        return 2
     m = b.manifest
     v = b.vertices
     sig = v["significant"].astype(bool)
-    print(f"bundle   {b.path}")
+    lines = [f"bundle   {b.path}"]
     if m.get("label"):
-        print(f"note     {m['label']}")
-    print(f"schema   {m.get('schema_version')}  jnecore {m.get('jnecore_version')}  created {m.get('created')}")
-    print(f"space    {b.space}   device {m.get('device', {}).get('type', '?')}")
+        lines.append(f"note     {' '.join(str(m['label']).split())}")
+    lines.append(f"schema   {m.get('schema_version')}  jnecore {m.get('jnecore_version')}  created {m.get('created')}")
+    lines.append(f"space    {b.space}   device {m.get('device', {}).get('type', '?')}")
     counts = m.get("counts", {})
-    print(f"stimuli  {len(b.stimuli)} (test {len(b.test_stimuli)})   vertices {len(v)} "
-          f"(significant {int(sig.sum())}, excluded {counts.get('excluded', 0)})")
+    lines.append(f"stimuli  {len(b.stimuli)} (test {len(b.test_stimuli)})   vertices {len(v)} "
+                 f"(significant {int(sig.sum())}, excluded {counts.get('excluded', 0)})")
     if sig.any():
-        print(f"JNE      median {v.loc[sig, 'jne'].median():.4g}   max {v.loc[sig, 'jne'].max():.4g}")
+        lines.append(f"JNE      median {v.loc[sig, 'jne'].median():.4g}   max {v.loc[sig, 'jne'].max():.4g}")
+    problems = [str(p) for p in b.problems]
     if "level_summary" in b.table_names:
-        print("levels   " + "   ".join(f"{r.level}: {r['mean']:.4g} (n={int(r.n)})" for _, r in b.table("level_summary").iterrows()))
+        try:
+            lines.append("levels   " + "   ".join(f"{r['level']}: {float(r['mean']):.4g} (n={int(r['n'])})"
+                                                  for _, r in b.table("level_summary").iterrows()))
+        except (KeyError, ValueError, TypeError) as exc:  # a table of other columns or types
+            problems.append(f"{b.path / 'tables' / 'level_summary.parquet'}: unusable "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})")
     timings = m.get("timings", {})
     if timings:
-        print("timings  " + "  ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
-    print(f"tables   {', '.join(b.table_names) or 'none'}")
+        lines.append("timings  " + "  ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    lines.append(f"tables   {', '.join(b.table_names) or 'none'}")
     if b.simulations_dir:
-        print(f"simulations  {', '.join(sorted(p.name for p in b.simulations_dir.iterdir()))}")
-    problems = validate_bundle(a.bundle)
-    for p in problems:
-        print(f"problem  {p}")
+        lines.append(f"simulations  {', '.join(sorted(p.name for p in b.simulations_dir.iterdir()))}")
+    lines += [f"problem  {p}" for p in problems]
+    print("\n".join(lines))
     return 1 if problems else 0
 
 

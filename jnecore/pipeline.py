@@ -21,6 +21,7 @@ import numpy as np
 from ._atomic import check_out
 from .analysis import FIT_PARAMETERS, EncoderCheckpoint, JNEAnalysis, checkpoint_dir_for, inputs_key
 from .cancel import check_stop
+from .validation import InputError
 
 __all__ = ["run_pipeline", "open_checkpoint", "checkpoint_dir_for"]
 
@@ -113,10 +114,15 @@ def run_pipeline(features, responses, out, *, analysis: JNEAnalysis | None = Non
     extra = dict(manifest_extra or {})
     if ckpt is not None and ckpt.reused:
         extra["resumed"] = ckpt.reused
-    path = write_analysis(Path(out), analysis, space=space, rois=rois, levels=levels, vertex_index=vertex_index,
-                          hemi=hemi, stimulus_ids=stimulus_ids, categories=categories,
-                          extra_columns=extra_vertex_columns, manifest_extra=extra, sources=sources,
-                          simulations=simulations, overwrite=overwrite)
+    try:
+        path = write_analysis(Path(out), analysis, space=space, rois=rois, levels=levels, vertex_index=vertex_index,
+                              hemi=hemi, stimulus_ids=stimulus_ids, categories=categories,
+                              extra_columns=extra_vertex_columns, manifest_extra=extra, sources=sources,
+                              simulations=simulations, overwrite=overwrite)
+    except InputError:  # results refused (all-NaN key maps, say): fits of no use, leave nothing behind
+        if ckpt is not None:
+            ckpt.remove()
+        raise
     if ckpt is not None:
         ckpt.remove()
     return path, list(ckpt.warnings if ckpt is not None else []) + list(analysis.warnings_)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from jnecore.dashboard import _state as S
@@ -33,10 +31,7 @@ def table(name):
 
 info = {}
 if (sim / "simulations.json").is_file():
-    try:
-        info = json.loads((sim / "simulations.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        info = {}
+    info = S.read_json(sim / "simulations.json")  # bounded; {} and a warning when unreadable
 if (info.get("config") or {}).get("quick"):
     st.warning("These are `--quick` smoke-test simulations (few points, 3 repeats): not for reporting.")
 

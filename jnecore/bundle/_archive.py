@@ -16,6 +16,7 @@ temporary directory and raises :class:`~jnecore.validation.InputError` naming th
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..validation import InputError
@@ -37,6 +39,9 @@ MAX_MEMBER_BYTES = 400 * 1024 * 1024
 #: (1000 x 20000) at 40x (measured); runs of zeros (bombs) reach ~1000x, deflate's ceiling
 MAX_COMPRESSION_RATIO = 200
 _CHUNK = 1 << 20
+#: what zipfile / tarfile / gzip / lzma raise for a damaged archive (found by tests/test_fuzz_readers.py)
+_DAMAGED = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError, zlib.error, NotImplementedError,
+            ValueError, UnicodeError, lzma.LZMAError, OverflowError)
 
 
 def _safe_parts(name: str, archive) -> tuple:
@@ -62,6 +67,8 @@ def _zip_members(zf: zipfile.ZipFile, archive):
             raise InputError(archive, f"member {info.filename!r} is not a regular file or folder: refused")
         if info.flag_bits & 0x1:
             raise InputError(archive, f"member {info.filename!r} is encrypted: refused")
+        if not info.filename:  # zipfile's is_dir() fails on it (found by the fuzz test)
+            raise InputError(archive, "holds a member with an empty name: damaged")
         parts = _safe_parts(info.filename, archive)
         members.append((parts, info.is_dir(), info.file_size, info))
     return members
@@ -127,7 +134,7 @@ def _archive_kind(archive: Path) -> str:
     try:
         if tarfile.is_tarfile(archive):
             return "tar"
-    except (OSError, tarfile.TarError, EOFError):
+    except _DAMAGED:
         pass
     raise InputError(archive, "is not a zip or tar(.gz) archive")
 
@@ -135,7 +142,7 @@ def _archive_kind(archive: Path) -> str:
 def _open_archive(archive: Path, kind: str):
     try:
         return zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, mode="r:*")
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+    except _DAMAGED as exc:
         raise InputError(archive, f"not a readable archive ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
@@ -143,7 +150,9 @@ def _checked_members(arc, kind: str, archive) -> list:
     """(parts, is_dir, size, member) per member, after the path and member-type checks."""
     try:
         return _zip_members(arc, archive) if kind == "zip" else _tar_members(arc, archive)
-    except (OSError, tarfile.TarError, EOFError, zipfile.BadZipFile) as exc:
+    except InputError:
+        raise
+    except _DAMAGED as exc:
         raise InputError(archive, f"is truncated or damaged ({type(exc).__name__})") from None
 
 
@@ -177,7 +186,7 @@ def _extract_file(arc, kind: str, member, target: Path, budget: list, max_bytes:
             _copy_limited(src, target, budget, max_bytes, archive)
     except InputError:
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+    except _DAMAGED as exc:
         raise InputError(archive, f"member {name!r} cannot be extracted: truncated, damaged "
                                   f"or clashing with another member ({type(exc).__name__})") from None
 
@@ -209,7 +218,11 @@ def _checked_bundle(tmp: Path, archive) -> Path:
     try:
         load_bundle(root)
     except InputError as exc:
-        raise InputError(archive, f"is not a valid result bundle ({exc.problem})") from None
+        try:
+            where = f"{Path(exc.source).relative_to(root).as_posix()}: " if Path(exc.source) != root else ""
+        except ValueError:
+            where = ""
+        raise InputError(archive, f"is not a valid result bundle ({where}{exc.problem})") from None
     return root
 
 

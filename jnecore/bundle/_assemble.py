@@ -13,7 +13,7 @@ from ..validation import InputError
 from ._bundle import write_bundle
 from ._contract import STORED_SUMMARY
 
-__all__ = ["vertex_table", "stimulus_table", "summary_tables", "analysis_manifest", "write_analysis"]
+__all__ = ["vertex_table", "stimulus_table", "summary_tables", "analysis_manifest", "check_key_maps", "write_analysis"]
 
 
 def _hemi_from_vertex(vertex, space: str) -> np.ndarray:
@@ -143,6 +143,30 @@ def analysis_manifest(analysis, *, space: str, sources=None, extra=None, timings
     return man
 
 
+def check_key_maps(vertices: pd.DataFrame):
+    """Refuse a fit whose key maps hold no value: ``r2_linear`` or ``r2_nonlinear`` NaN in every
+    modelled column, or ``jne`` NaN in every significant one (an all-NaN bundle is never written).
+
+    Parameters
+    ----------
+    vertices : DataFrame (n_vertices rows), the :func:`vertex_table` of a fitted analysis
+
+    Raises
+    ------
+    InputError (source ``responses``, which ``jne run`` turns into the responses file).
+    """
+    modelled = ~vertices["excluded"].to_numpy(dtype=bool) if "excluded" in vertices else np.ones(len(vertices), bool)
+    n = int(modelled.sum())
+    for col in ("r2_linear", "r2_nonlinear"):
+        if n and not np.isfinite(vertices[col].to_numpy(dtype=float)[modelled]).any():
+            raise InputError("responses", f"the fit gave no finite {col} in any of the {n} modelled columns "
+                                          "(all NaN): nothing written; check the inputs' scale and values")
+    sig = vertices["significant"].to_numpy(dtype=bool) & modelled
+    if sig.any() and not np.isfinite(vertices["jne"].to_numpy(dtype=float)[sig]).any():
+        raise InputError("responses", f"JNE is NaN in all {int(sig.sum())} significant columns: nothing written; "
+                                      "check the inputs' scale and values")
+
+
 def write_analysis(out, analysis, *, space: str = "none", rois=None, levels=None, vertex_index=None, hemi=None,
                    stimulus_ids=None, categories=None, extra_columns=None, manifest_extra=None, sources=None,
                    simulations=None, overwrite: bool = False, extra_tables: dict | None = None):
@@ -158,6 +182,7 @@ def write_analysis(out, analysis, *, space: str = "none", rois=None, levels=None
     vertices = vertex_table(analysis, rois=rois, levels=levels, vertex_index=vertex_index, hemi=hemi, space=space,
                             extra_columns=extra_columns)
     stimuli = stimulus_table(analysis, stimulus_ids=stimulus_ids, categories=categories)
+    check_key_maps(vertices)
     tables = dict(summary_tables(vertices, analysis.jne_ss_, analysis.groups_), **(extra_tables or {}))
     manifest = analysis_manifest(analysis, space=space, sources=sources, extra=manifest_extra,
                                  timings={"summaries": round(time.perf_counter() - t0, 3)})

@@ -151,12 +151,17 @@ class Bundle:
     manifest : dict
     vertices : DataFrame (n_vertices rows)
     stimuli : DataFrame (all stimuli); ``test_stimuli`` holds the rows that index ``jne_ss``
+    problems : list of :class:`jnecore.bundle.Problem`, the non-fatal problems found on loading
+        (the parts they name are left out: fields and columns dropped, tables unlisted, ``jne_ss``
+        all NaN)
     """
 
     path: Path
     manifest: dict
     vertices: pd.DataFrame
     stimuli: pd.DataFrame
+    problems: list = field(default_factory=list)
+    jne_ss_ok: bool = True
     _tables: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -173,8 +178,14 @@ class Bundle:
 
     @cached_property
     def jne_ss(self) -> np.ndarray:
-        """(n_test, n_vertices) float32, memory-mapped read-only."""
-        return np.load(self.path / FILES["jne_ss"], mmap_mode="r", allow_pickle=False)
+        """(n_test, n_vertices) float32, memory-mapped read-only; all NaN (a read-only view of one
+        value, no memory) when the file is missing or damaged (``problems`` says why)."""
+        if self.jne_ss_ok:
+            try:
+                return np.load(self.path / FILES["jne_ss"], mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError):  # changed on disk since it was checked
+                pass
+        return np.broadcast_to(np.float32(np.nan), (len(self.test_stimuli), len(self.vertices)))
 
     @cached_property
     def test_stimuli(self) -> pd.DataFrame:
@@ -188,9 +199,14 @@ class Bundle:
         """A summary table from tables/NAME.parquet."""
         if name not in self._tables:
             p = self.path / FILES["tables"] / f"{name}.parquet"
-            if not p.exists():
+            if name not in self.table_names or not p.exists():
                 raise KeyError(f"bundle {self.path} has no table {name!r} (it has {', '.join(self.table_names)})")
-            self._tables[name] = pd.read_parquet(p)
+            from ..io._limits import read_parquet
+
+            try:
+                self._tables[name] = read_parquet(p)
+            except InputError as exc:  # damaged pages behind a sound footer, or over the size limit
+                raise BundleError(p, exc.problem) from None
         return self._tables[name]
 
     def vertex_columns(self, columns) -> pd.DataFrame:
@@ -220,7 +236,9 @@ class Bundle:
         if missing:
             raise KeyError(f"bundle {self.path} has no vertex column {', '.join(map(repr, missing))} "
                            f"(it has {', '.join(names)})")
-        return pd.read_parquet(path, columns=columns)
+        from ..io._limits import read_parquet
+
+        return read_parquet(path, columns=columns)
 
     @property
     def simulations_dir(self) -> Path | None:
@@ -234,51 +252,30 @@ class Bundle:
 
 
 def load_bundle(path) -> Bundle:
-    """Load and validate the bundle at ``path`` (raises :class:`BundleError` naming the file)."""
+    """Load the bundle at ``path`` after :func:`jnecore.bundle.check_bundle`'s checks.
+
+    Raises :class:`BundleError` naming the file of the first fatal problem. Non-fatal problems (a
+    missing table, a damaged jne_ss.npy, a manifest field of the wrong type) are kept in
+    ``Bundle.problems`` and the bundle opens with what is usable.
+    """
+    from ._check import _examine, _Fatal
+
     path = Path(path)
-    man_path = path / FILES["manifest"]
-    if not man_path.is_file():
-        raise BundleError(path, "not a result bundle (no manifest.json)")
+    problems: list = []
     try:
-        manifest = json.loads(man_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(man_path, f"is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(man_path, "must hold a JSON object")
-    version = str(manifest.get("schema_version", ""))
-    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        raise BundleError(man_path, f"schema version {version or 'missing'} is not supported (this jnecore reads {SCHEMA_VERSION})")
-    frames = {}
-    for name in ("vertices", "stimuli"):
-        p = path / FILES[name]
-        if not p.is_file():
-            raise BundleError(p, "missing")
-        try:
-            frames[name] = pd.read_parquet(p)
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise BundleError(p, f"not a readable parquet file ({type(exc).__name__})") from None
-    ss_path = path / FILES["jne_ss"]
-    if not ss_path.is_file():
-        raise BundleError(ss_path, "missing")
-    try:
-        ss = np.load(ss_path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise BundleError(ss_path, f"not a plain .npy array ({exc})") from None
-    _check_parts(path, frames["vertices"], ss, frames["stimuli"], manifest)
-    return Bundle(path=path, manifest=manifest, vertices=frames["vertices"], stimuli=frames["stimuli"])
+        ex = _examine(path, problems)
+    except _Fatal as exc:
+        raise BundleError(exc.problem.file, exc.problem.message) from None
+    return Bundle(path=path, manifest=ex.manifest, vertices=ex.vertices, stimuli=ex.stimuli,
+                  problems=problems, jne_ss_ok=ex.jne_ss_ok)
 
 
 def validate_bundle(path) -> list:
-    """Problems found in the bundle at ``path`` (an empty list when it is valid)."""
-    try:
-        b = load_bundle(path)
-    except InputError as exc:
-        return [str(exc)]
-    problems = []
-    for name in b.table_names:
-        if not (b.path / FILES["tables"] / f"{name}.parquet").is_file():
-            problems.append(f"{b.path}: manifest lists table {name!r} but tables/{name}.parquet is missing")
-    return problems
+    """Problems found in the bundle at ``path`` as strings (an empty list when it is valid); see
+    :func:`jnecore.bundle.check_bundle` for the structured list."""
+    from ._check import check_bundle
+
+    return [str(p) for p in check_bundle(path)]
 
 
 def find_bundles(*roots, max_depth: int = 3) -> list:

@@ -11,8 +11,8 @@ import re
 
 from ..spaces import SPACE_NAMES
 
-__all__ = ["SCHEMA_VERSION", "SPACES", "FILES", "VERTEX_COLUMNS", "REQUIRED_VERTEX_COLUMNS",
-           "STIMULUS_COLUMNS", "REQUIRED_STIMULUS_COLUMNS", "TABLES", "STORED_SUMMARY", "encoder_filename"]
+__all__ = ["SCHEMA_VERSION", "SPACES", "FILES", "MANIFEST_FIELDS", "VERTEX_COLUMNS", "REQUIRED_VERTEX_COLUMNS",
+           "STIMULUS_COLUMNS", "REQUIRED_STIMULUS_COLUMNS", "TABLES", "TABLE_COLUMNS", "STORED_SUMMARY", "encoder_filename"]
 
 SCHEMA_VERSION = "1.1"
 #: the spaces a manifest may name (the registry's, :mod:`jnecore.spaces`)
@@ -27,6 +27,17 @@ FILES = {
     "tables": "tables",               # tables/NAME.parquet
     "encoders": "encoders",           # encoders/NAME.safetensors
     "simulations": "simulations",     # Result I tables, when run
+}
+
+#: manifest.json: field -> (JSON type, type of each entry or None). ``schema_version`` (a string of
+#: this major version) and ``space`` (one of SPACES) are required; a field listed here with another
+#: type is reported and ignored by the reader (:func:`jnecore.bundle.check_bundle`)
+MANIFEST_FIELDS = {
+    "name": (str, None), "label": (str, None), "created": (str, None), "jnecore_version": (str, None),
+    "simulated": (bool, None), "tables": (list, str), "encoders": (list, str), "warnings": (list, str),
+    "config": (dict, None), "sources": (dict, None), "device": (dict, None), "timings": (dict, float),
+    "counts": (dict, float), "trunk": (dict, None), "volume": (dict, None), "fits": (dict, None),
+    "jne": (dict, None), "demo": (dict, None), "extra": (dict, None),
 }
 
 #: vertices.parquet: column -> (numpy dtype kind, required, meaning)
@@ -67,6 +78,18 @@ TABLES = {
     "roi_group": "MoM per ROI and stimulus category (Stimulus selectivity page)",
     "roi_cluster": "MoM per ROI and stimulus cluster (Stimulus selectivity page)",
     "truth": "simulated bundles (jne demo): each planted item, its recovery and bootstrap CI (no page reads it yet)",
+}
+#: the columns (and numpy dtype kinds) a page reads from each stored table; a stored table without
+#: them is reported and recomputed from the vertices (:func:`jnecore.bundle.check_bundle`)
+_SUMMARY = {"n": "f", "mean": "f", "std": "f", "median": "f", "sem": "f"}
+_MOM = {"roi": "U", "group": "U", "mom": "f", "sem": "f", "n_vertices": "f", "n_stimuli": "f", "mom_norm": "f"}
+TABLE_COLUMNS = {
+    "roi_summary": {"roi": "U", "level": "U", **_SUMMARY},
+    "level_summary": {"level": "U", **_SUMMARY},
+    "level_tests": {"a": "U", "b": "U", "n_a": "f", "n_b": "f", "mean_a": "f", "mean_b": "f", "statistic": "f",
+                    "p": "f", "q": "f", "test": "U"},
+    "roi_group": _MOM,
+    "roi_cluster": _MOM,
 }
 #: the settings every stored summary was computed with: what a reader must ask for to reuse it
 STORED_SUMMARY = {"metric": "jne", "significant_only": True}

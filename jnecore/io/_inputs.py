@@ -31,7 +31,7 @@ import numpy as np
 
 from ..validation import InputError
 from ._neuro import (UNLABELLED_NAMES, file_kind, hemi_from_name, label_base_name, read_cifti_cortex,
-                     read_cifti_labels, read_gifti_data, read_label_image, read_lookup, read_mgh_data,
+                     read_cifti_labels, read_gifti_oriented, read_label_image, read_lookup, read_mgh_data,
                      read_surface_labels, read_volume)
 from ..spaces import SURFACE_SPACES, space_size
 from ._readers import read_array, read_labels, read_table
@@ -115,13 +115,14 @@ def _pair_hemis(paths, hints, kind):
 
 def _surface(paths, space, kind) -> Responses:
     per_file = []
+    assumed = {}
     for p in paths:
         if kind == "gifti":
-            data, hint = read_gifti_data(p, known_sizes=tuple(_SIZE_SPACE))
+            data, hint, assumed[p] = read_gifti_oriented(p, known_sizes=tuple(_SIZE_SPACE))
         else:
             what, data = read_mgh_data(p)
             if what == "volume":
-                raise InputError(p, f"is an MGH volume of shape {data.shape}: surface overlays are "
+                raise InputError(p, f"is an MGH volume of shape {tuple(int(s) for s in data.shape)}: surface overlays are "
                                     "(n_vertices, 1, 1, N); for a volume give `mask`")
             hint = hemi_from_name(p)
         per_file.append((p, data, hint))
@@ -132,11 +133,18 @@ def _surface(paths, space, kind) -> Responses:
     data_of = {p: d for p, d, _ in per_file}
     sizes = {p: d.shape[1] for p, d in data_of.items()}
     first = next(iter(sizes))
+    def read_as(q):  # what was assumed about a GIfTI file's orientation, for the errors below
+        return f" (its {assumed[q]})" if q in assumed else ""
+
     for p, n in sizes.items():
         if n != sizes[first]:
-            raise InputError(p, f"has {n} vertices but {Path(first).name} has {sizes[first]}: all files must be on one mesh")
+            raise InputError(p, f"has {n} vertices{read_as(p)} but {Path(first).name} has {sizes[first]}: "
+                                "all files must be on one mesh")
     n = sizes[first]
-    sp = _space_for(n, space, first, kind="GIfTI" if kind == "gifti" else "MGH")
+    try:
+        sp = _space_for(n, space, first, kind="GIfTI" if kind == "gifti" else "MGH")
+    except InputError as exc:
+        raise InputError(exc.source, exc.problem + read_as(first)) from None
     for lp, rp in zip(left, right):
         if data_of[lp].shape[0] != data_of[rp].shape[0]:
             raise InputError(rp, f"has {data_of[rp].shape[0]} samples but its left-hemisphere partner "
@@ -152,7 +160,7 @@ def _surface(paths, space, kind) -> Responses:
     warnings = []
     if sp == "none" and n not in _SIZE_SPACE:
         warnings.append(f"{Path(first).name}: {n} vertices per hemisphere is not a known mesh "
-                        "(fsLR32k, fsaverage5, fsaverage): space 'none', tables only")
+                        f"(fsLR32k, fsaverage5, fsaverage): space 'none', tables only{read_as(first)}")
     return Responses(data=data, space=sp, vertex=np.concatenate(verts), hemi=np.concatenate(hemis), kind=kind,
                      source=" ".join(map(str, paths)), warnings=warnings)
 

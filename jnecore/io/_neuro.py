@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from ..validation import InputError
+from ._limits import check_image_claim
 from ._readers import check_file, describe_kind, sniff
 
-__all__ = ["file_kind", "hemi_from_name", "read_gifti_data", "read_mgh_data", "read_cifti_cortex",
-           "read_volume", "read_lookup", "read_label_image", "read_surface_labels", "read_cifti_labels", "label_base_name",
-           "UNLABELLED_NAMES"]
+__all__ = ["file_kind", "hemi_from_name", "read_gifti_data", "read_gifti_oriented", "read_mgh_data",
+           "read_cifti_cortex", "read_volume", "read_lookup", "read_label_image", "read_surface_labels",
+           "read_cifti_labels", "label_base_name", "UNLABELLED_NAMES"]
 
 # label names that mean "no ROI" (compared lower-case)
 UNLABELLED_NAMES = {"", "unknown", "???", "none", "medial_wall", "medial wall", "background", "unlabelled",
@@ -34,14 +35,14 @@ UNLABELLED_NAMES = {"", "unknown", "???", "none", "medial_wall", "medial wall", 
 
 _KINDS = (
     (".dscalar.nii", "cifti"), (".dtseries.nii", "cifti"), (".dlabel.nii", "cifti-label"),
-    (".label.gii", "gifti-label"), (".gii", "gifti"),
+    (".label.gii.gz", "gifti-label"), (".label.gii", "gifti-label"), (".gii.gz", "gifti"), (".gii", "gifti"),
     (".nii.gz", "nifti"), (".nii", "nifti"), (".mgz", "mgh"), (".mgh", "mgh"),
     (".annot", "annot"), (".label", "label"),
     (".npy", "array"), (".npz", "array"), (".h5", "array"), (".hdf5", "array"),
     (".parquet", "table"), (".csv", "table"), (".tsv", "table"), (".txt", "table"),
 )
-_CONTENT = {"cifti": ("nifti", "gzip"), "cifti-label": ("nifti", "gzip"), "gifti": ("xml",),
-            "gifti-label": ("xml",), "nifti": ("nifti", "gzip"), "mgh": ("mgh", "gzip")}
+_CONTENT = {"cifti": ("nifti", "gzip"), "cifti-label": ("nifti", "gzip"), "gifti": ("xml", "gzip"),
+            "gifti-label": ("xml", "gzip"), "nifti": ("nifti", "gzip"), "mgh": ("mgh", "gzip")}
 _FORMAT_NAMES = {"cifti": "CIFTI-2", "cifti-label": "CIFTI-2 label", "gifti": "GIfTI", "gifti-label": "GIfTI label",
                  "nifti": "NIfTI", "mgh": "FreeSurfer MGH/MGZ", "annot": "FreeSurfer annot",
                  "label": "FreeSurfer label"}
@@ -78,10 +79,13 @@ def _load(path, kind):
 
     path = _check(path, kind)
     try:
-        return nib.load(str(path))
+        img = nib.load(str(path))
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, ExpatError, zlib errors...
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"not a readable {_FORMAT_NAMES.get(kind, kind)} file, truncated or damaged ({msg})") from None
+    if kind in ("nifti", "mgh", "cifti", "cifti-label"):  # header parsed, data not read yet
+        check_image_claim(img, path)
+    return img
 
 
 def _get_data(img, path, dtype=np.float32):
@@ -122,35 +126,70 @@ def _gifti_hemi(img) -> str | None:
     return None
 
 
-def read_gifti_data(path, *, known_sizes=()) -> tuple:
-    """A GIfTI functional file as (data (N, n_vertices) float32, hemi hint or None).
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
-    Several data arrays are samples (one 1-D darray of n_vertices each). A single 2-D darray is
-    read as (N, n_vertices), or transposed when only its first axis matches a mesh size in
-    ``known_sizes``.
+
+#: GIfTI intents of mesh geometry (nibabel.nifti1.intent_codes): coordinates and triangles, not data
+_MESH_INTENTS = {1008: "pointset (vertex coordinates)", 1009: "triangle"}
+
+
+def read_gifti_data(path, *, known_sizes=()) -> tuple:
+    """A GIfTI functional file (.gii or .gii.gz) as (data (N, n_vertices) float32, hemi hint or None).
+
+    See :func:`read_gifti_oriented`, which also says how the data arrays were oriented.
+    """
+    data, hint, _ = read_gifti_oriented(path, known_sizes=known_sizes)
+    return data, hint
+
+
+def read_gifti_oriented(path, *, known_sizes=()) -> tuple:
+    """A GIfTI functional file as (data (N, n_vertices) float32, hemi hint or None, assumed).
+
+    The orientation comes from the data arrays' intents and the mesh, not from the shape alone:
+
+    - arrays with a mesh intent (pointset, triangle) are refused: a surface, not data;
+    - several data arrays are samples, one per array ((V,) or (V, 1) each);
+    - one 2-D array (a, b) has vertices along the axis whose length is a mesh size in
+      ``known_sizes``; when neither or both are, along the first axis, GIfTI's convention
+      (Dim0 indexes vertices, for time series, shapes and plain values alike). So a single map
+      (V, 1) is one sample of V vertices.
+
+    ``assumed`` says in words which reading was taken (the callers add it to their errors).
     """
     img = _load(path, "gifti")
     darrays = list(getattr(img, "darrays", []))
     if not darrays:
         raise InputError(path, "holds no data arrays")
+    mesh = sorted({_MESH_INTENTS[d.intent] for d in darrays if getattr(d, "intent", 0) in _MESH_INTENTS})
+    if mesh:
+        raise InputError(path, f"holds a surface mesh ({', '.join(mesh)} arrays), not vertex values: "
+                               "give a functional GIfTI (.func.gii / .shape.gii)")
     try:
         arrays = [np.asarray(d.data) for d in darrays]
     except Exception as exc:
         raise InputError(path, f"is truncated or damaged ({type(exc).__name__})") from None
+    known = set(int(k) for k in known_sizes)
     if len(arrays) == 1 and arrays[0].ndim == 2:
         a = arrays[0]
-        if a.shape[0] in known_sizes and a.shape[1] not in known_sizes:
-            a = a.T
-        data = a
+        r, c = a.shape
+        if c in known and r not in known:
+            data, assumed = a, f"one ({r}, {c}) array read as {_n(r, 'sample')} of {c} vertices ({c} is a mesh size)"
+        else:
+            why = f"{r} is a mesh size" if r in known else "GIfTI's first dimension indexes vertices"
+            data, assumed = a.T, f"one ({r}, {c}) array read as {_n(c, 'sample')} of {r} vertices ({why})"
     else:
+        arrays = [a.reshape(-1) if a.ndim == 2 and 1 in a.shape else a for a in arrays]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1 or arrays[0].ndim != 1:
             raise InputError(path, f"its data arrays have shapes {sorted(shapes)[:3]}: expected one 1-D array of "
-                                   "vertex values per sample, or one (N, n_vertices) array")
+                                   "vertex values per sample, or one (n_vertices, N) array")
         data = np.stack(arrays, 0)
+        assumed = (f"{_n(len(arrays), 'data array')} read as {_n(len(arrays), 'sample')} of {data.shape[1]} "
+                   "vertices")
     if data.dtype.kind not in "biuf":
         raise InputError(path, f"holds {data.dtype} data, not numbers")
-    return data.astype(np.float32, copy=False), _gifti_hemi(img) or hemi_from_name(path)
+    return data.astype(np.float32, copy=False), _gifti_hemi(img) or hemi_from_name(path), assumed
 
 
 def read_mgh_data(path) -> tuple:
@@ -342,7 +381,8 @@ def label_base_name(path) -> str:
     """``lh.prf-visualrois.mgz`` -> ``prf-visualrois``; ``L.aparc.label.gii`` -> ``aparc``."""
     name = Path(str(path)).name
     low = name.lower()
-    for suffix in (".label.gii", ".dlabel.nii", ".nii.gz", ".nii", ".mgz", ".mgh", ".annot", ".label", ".gii"):
+    for suffix in (".label.gii.gz", ".label.gii", ".dlabel.nii", ".nii.gz", ".nii", ".mgz", ".mgh", ".annot", ".label",
+                   ".gii.gz", ".gii"):
         if low.endswith(suffix):
             name = name[: -len(suffix)]
             break
@@ -370,7 +410,7 @@ def read_surface_labels(path, kind, n_vertices=None) -> tuple:
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(path, f"not a readable FreeSurfer annot file, truncated or damaged ({msg})") from None
-        table = {i: (n.decode() if isinstance(n, bytes) else str(n)) for i, n in enumerate(names)}
+        table = {i: (n.decode(errors="replace") if isinstance(n, bytes) else str(n)) for i, n in enumerate(names)}
         return np.asarray(labels, dtype=np.int64), None, table, hemi
     if kind == "label":
         path = check_file(path)

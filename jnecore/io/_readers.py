@@ -20,11 +20,13 @@ labels (:func:`read_labels`)
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..validation import InputError
+from ._limits import check_h5_dataset, check_npz_member, npy_header, read_parquet
 
 __all__ = ["read_array", "read_labels", "read_table", "read_table_matrix", "split_key", "sniff", "check_file",
            "ARRAY_SUFFIXES", "TABLE_SUFFIXES"]
@@ -134,7 +136,9 @@ def _check_content(path: Path, suffix: str):
 
 def _load_npy(path: Path):
     """A .npy array, memory-mapped read-only when it can be (plain numeric data: the responses of a
-    whole-brain run are then read block by block, never copied whole)."""
+    whole-brain run are then read block by block, never copied whole). The header's size claim is
+    checked against the file first (:func:`jnecore.io._limits.npy_header`)."""
+    npy_header(path)
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError):
@@ -163,6 +167,8 @@ def _load_npz(path: Path, key):
                 key = keys[0]
             if key not in keys:
                 raise InputError(path, f"has no array {key!r} (it has {', '.join(keys) or 'none'})")
+            names = z.zip.namelist()
+            check_npz_member(z.zip, f"{key}.npy" if f"{key}.npy" in names else key, path)
             return z[key]
     except InputError:
         raise
@@ -170,8 +176,8 @@ def _load_npz(path: Path, key):
         if "pickle" in str(exc).lower():
             raise InputError(path, "holds pickled Python objects, which are refused: save plain numeric arrays") from None
         raise InputError(path, f"not a readable .npz file ({str(exc).splitlines()[0]})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(path, f"not a readable .npz file, truncated or damaged ({str(exc).splitlines()[0]})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, RuntimeError) as exc:
+        raise InputError(path, f"not a readable .npz file, truncated or damaged ({_first_line(exc)})") from None
 
 
 def _load_h5(path: Path, key):
@@ -187,6 +193,7 @@ def _load_h5(path: Path, key):
                 if key is None or key not in layers:
                     what = "name one as FILE.h5:layer" if key is None else f"has no layer {key!r}"
                     raise InputError(path, f"{what} (its layers: {', '.join(layers)})")
+                check_h5_dataset(fh[key], path)
                 return fh[key][()]
             names = []
             fh.visititems(lambda n, obj: names.append(n) if isinstance(obj, h5py.Dataset) else None)
@@ -196,10 +203,11 @@ def _load_h5(path: Path, key):
                 key = names[0]
             if key not in fh or not isinstance(fh[key], h5py.Dataset):
                 raise InputError(path, f"has no dataset {key!r} (it has {', '.join(names[:5]) or 'none'})")
+            check_h5_dataset(fh[key], path)
             return fh[key][()]
     except InputError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: h5py on a damaged heap
         raise InputError(path, f"not a readable HDF5 file, truncated or damaged ({str(exc).splitlines()[0]})") from None
 
 
@@ -222,7 +230,7 @@ def read_table(path, *, header="infer"):
     _check_content(path, suffix)
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path)
+            return read_parquet(path)  # rows and decoded size bounded before any column is decoded
         sep = "\t" if suffix == ".tsv" else ","
         if suffix == ".txt":
             sep = r"\s+"
@@ -273,17 +281,30 @@ def read_table_matrix(path, *, key_columns=()):
         raise InputError(path, "has no data columns")
     bad = []
     cols = {}
+    types = {}
+    if Path(path).suffix.lower() == ".parquet":  # name a column's type as the file stores it
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        types = dict(zip(schema.names, map(str, schema.types)))
     for c in df.columns:
         s = df[c]
         if s.dtype.kind in "biuf":
             cols[c] = s.to_numpy(dtype=np.float64)
             continue
-        conv = pd.to_numeric(s.replace("", np.nan), errors="coerce")
+        if s.dtype.kind in "mMc" or isinstance(s.dtype, pd.CategoricalDtype) or s.dtype.kind == "V":
+            bad.append(f"{c} ({types.get(c, s.dtype)})")  # dates, durations, complex, categories: never numbers
+            continue
+        try:
+            conv = pd.to_numeric(s.replace("", np.nan), errors="coerce")
+        except (TypeError, ValueError):  # lists, dicts, bytes in a cell (parquet nested types)
+            bad.append(f"{c} ({types.get(c) or pd.api.types.infer_dtype(s, skipna=True)})")
+            continue
         if conv.isna().sum() > s.replace("", np.nan).isna().sum():
-            bad.append(str(c))
+            bad.append(f"{c} ({types.get(c) or pd.api.types.infer_dtype(s, skipna=True)})")
         cols[c] = conv.to_numpy(dtype=np.float64)
     if bad:
-        raise InputError(path, f"column{'s' if len(bad) > 1 else ''} {', '.join(bad[:5])} "
+        raise InputError(path, f"column{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))} "
                                f"{'are' if len(bad) > 1 else 'is'} not numeric: features must be numbers")
     mat = np.column_stack([cols[c] for c in df.columns]) if cols else np.empty((len(df), 0))
     return mat, keys
@@ -308,6 +329,10 @@ def read_array(spec) -> np.ndarray:
         arr, _ = read_table_matrix(path)
     if arr.dtype == object:
         raise InputError(path, "holds Python objects, not numbers")
+    if arr.dtype.names:  # a structured array or HDF5 compound type: a table, not a matrix
+        kinds = ", ".join(f"{n} ({arr.dtype.fields[n][0]})" for n in arr.dtype.names[:5])
+        raise InputError(path, f"holds a compound type with fields {kinds}: store a plain numeric array "
+                               "(one column per feature)")
     return arr
 
 
@@ -347,9 +372,11 @@ def read_labels(path, n=None, *, unique=False) -> np.ndarray:
 
     try:
         if suffix == ".parquet":
-            df = pd.read_parquet(path)
+            df = read_parquet(path)
         else:
             df = pd.read_csv(path, sep="," if suffix == ".csv" else "\t", dtype=str, keep_default_na=False)
+    except InputError:
+        raise
     except Exception as exc:  # pandas raises many types for a broken table
         raise InputError(path, f"not a readable table ({_first_line(exc)})") from None
     if df.shape[1] != 1:
