@@ -1,6 +1,6 @@
 # Two entry points, each building its own environment in .venv on first use:
-#   make dashboard   the dashboard on the bundled sample results
-#   make dashboard-study   the dashboard on the sample study (built into sample_data/study on first use)
+#   make dashboard   the dashboard on the bundled sample results (the sample study is built into
+#                    sample_data/study on first use, about a minute)
 #   make test        the whole test suite
 # torch 2.13.0 (CPU) is installed first when the environment has no torch, so no CUDA build is pulled.
 
@@ -16,17 +16,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: setup dashboard dashboard-study study test demo bench
+.PHONY: setup dashboard study test demo bench
 setup: $(VENV)/.installed
 
-dashboard: $(VENV)/.installed
+dashboard: study
 	$(VENV)/bin/jne dashboard --port $(PORT)
 
 study: $(VENV)/.installed
 	test -f sample_data/study/study.json || $(VENV)/bin/jne demo --study --out sample_data/study
-
-dashboard-study: study
-	$(VENV)/bin/jne dashboard sample_data/study --port $(PORT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -ra

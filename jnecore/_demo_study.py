@@ -61,7 +61,7 @@ class StudySpec:
 
     n_subjects: int = 3
     n_stimuli: int = 900
-    vertex_stride: int = 24
+    vertex_stride: int = 8
     hidden: int = 48
     max_epochs: int = 60
     fit_batch_size: int = 64
@@ -106,11 +106,21 @@ def _missing_part(mu, sigma, zcols, unit_params, W) -> torch.nn.Module:
 
 
 def _vertices(spec: StudySpec) -> pd.DataFrame:
-    from .atlas import visual_vertices
+    """About one vertex in ``vertex_stride`` of each visual parcel and hemisphere: a compact patch,
+    the parcel's vertices nearest its centroid on the midthickness surface, so the maps show
+    coloured faces (the surface figure colours a face only when all three of its vertices are
+    modelled; a thinning in vertex order would leave almost none)."""
+    from .atlas import load_mesh, visual_vertices
 
     v = visual_vertices()
-    keep = v.groupby("roi", sort=False).cumcount().to_numpy() % spec.vertex_stride == 0
-    return v[keep & v["level"].isin(LEVELS).to_numpy()].reset_index(drop=True)
+    v = v[v["level"].isin(LEVELS).to_numpy()].reset_index(drop=True)
+    xyz = np.asarray(load_mesh("fsLR32k", "midthickness", "both").coords)[v["vertex"].to_numpy()]
+    keep = np.zeros(len(v), dtype=bool)
+    for rows in v.groupby(["hemi", "roi"], sort=False).indices.values():
+        d = np.linalg.norm(xyz[rows] - xyz[rows].mean(axis=0), axis=1)
+        n = -(-len(rows) // spec.vertex_stride)
+        keep[rows[np.argsort(d, kind="stable")[:n]]] = True
+    return v[keep].reset_index(drop=True)
 
 
 def simulate_study(spec: StudySpec):

@@ -278,8 +278,12 @@ def validate_bundle(path) -> list:
     return [str(p) for p in check_bundle(path)]
 
 
-def find_bundles(*roots, max_depth: int = 3) -> list:
-    """Bundle directories (holding manifest.json) at or below each root, sorted, no duplicates."""
+def find_bundles(*roots, max_depth: int = 5) -> list:
+    """Bundle directories (holding manifest.json) at or below each root, sorted, no duplicates.
+
+    The default depth reaches a study's cells under the folder that holds it
+    (``<root>/<study>/cells/<subject>/<layer>/<setting>``).
+    """
     found = []
     for root in roots:
         root = Path(root)
