@@ -83,3 +83,37 @@ def test_overwrite_replaces_only_a_demo_study(tmp_path, capsys):
     assert main(["demo", "--study", "--out", str(tmp_path / "mine"), "--overwrite"]) == 2
     assert "is not a demo study" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_study_page_recovers_the_planted_layer_trend(study, monkeypatch):
+    """The Study page on the demo study: its peak-layer table (by level, mean over subjects and each
+    subject) shows the planted peak, and jnecore.study's across-subject means rank the layers as
+    the truth does."""
+    pytest.importorskip("streamlit.testing.v1")
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from jnecore.study import group_layer_table, load_study, study_vertices, subject_layer_table
+
+    truth = json.loads((study / "truth.json").read_text())
+    mean = group_layer_table(subject_layer_table(study_vertices(load_study(study)), by="level"), by="level")
+    for lv in LEVELS:
+        got = mean[mean["level"] == lv].sort_values("layer_index")["mean"].to_numpy()
+        planted = np.mean([[s["true_jne"][layer]["levels"][lv] for layer in LAYERS]
+                           for s in truth["subjects"].values()], axis=0)
+        assert stats.spearmanr(got, planted).statistic > 0.7, (lv, got, planted)
+
+    monkeypatch.setenv("JNE_BUNDLE_ROOTS", str(study))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "pages" / "7_Study.py"),
+                           default_timeout=180)
+    at.run()
+    assert not at.exception and not at.error
+    at.radio(key="st_by").set_value("level").run()
+    assert not at.exception and not at.error
+    subjects = sorted(truth["subjects"])
+    peaks = next(d.value for d in at.dataframe if {"level", "mean", *subjects} <= set(d.value.columns))
+    peaks = peaks.set_index("level")
+    for lv in LEVELS:
+        assert peaks.loc[lv, "mean"] == PEAK_LAYER[lv]
+        assert all(peaks.loc[lv, s] == PEAK_LAYER[lv] for s in subjects)
