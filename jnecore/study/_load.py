@@ -50,11 +50,14 @@ def _meta(man: dict):
 
 
 def _read_manifest(bundle: Path) -> dict | None:
+    """The bundle's manifest (bounded size and nesting, :func:`jnecore.bundle.read_manifest`), or
+    None when it is damaged: such a bundle is no study cell."""
+    from ..bundle import read_manifest
+
     try:
-        man = json.loads((bundle / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return read_manifest(bundle, clean=False)
+    except InputError:
         return None
-    return man if isinstance(man, dict) else None
 
 
 @dataclass
@@ -144,11 +147,10 @@ def _from_bundles(path: Path, name: str | None) -> Study:
 
 def _from_file(path: Path) -> Study:
     f = path / STUDY_FILE
-    try:
-        doc = json.loads(f.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f, f"is not readable JSON ({type(exc).__name__})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+    from ..bundle import read_json
+
+    doc = read_json(f)  # bounded size and nesting; InputError naming the file
+    if not isinstance(doc.get("cells"), list):
         raise InputError(f, "must hold a JSON object with a 'cells' list")
     if str(doc.get("schema", "")).split("/")[0] != STUDY_SCHEMA.split("/")[0]:
         raise InputError(f, f"schema {doc.get('schema')!r} is not {STUDY_SCHEMA}")
