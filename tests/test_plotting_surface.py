@@ -182,10 +182,21 @@ def test_hover_text(labels, visual):
     assert f"JNE: {vals[k]:.4g}" in text and "r2: 0.25" in text
     s = trace(fig, "surface")
     assert "%{customdata[0]:d}" in s.hovertemplate and "JNE" in s.hovertemplate
-    # background vertices: ROI name only, NaN value
+    # background vertices: "ROI (level)" as on shown ones (the text is the same whatever is shown),
+    # no value: "no data", never "nan"
     bg = int(np.flatnonzero(labels == "V1")[0])
-    if bg not in set(rows["vertex"]):
-        assert hover_label(fig, bg) == f"vertex {bg}<br>V1<br>JNE: no data"
+    assert bg not in set(rows["vertex"])
+    assert hover_label(fig, bg) == f"vertex {bg}<br>V1 (primary)<br>JNE: no data"
+    s_text = np.asarray(s.text, dtype=str)
+    assert not np.char.find(np.char.lower(s_text), "nan").max() >= 0
+    assert "no data" in s.hovertemplate and "customdata[1]" not in s.hovertemplate  # background: never a value
+    d = trace(fig, "data")
+    assert np.isfinite(np.asarray(d.customdata)[:, 1]).all()  # the data layer: finite values only
+    # the text does not depend on what is shown
+    fig2 = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), hover=hover[["roi", "level"]], value_name="JNE",
+                            threshold=0.5)
+    fig3 = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), hover=hover[["roi", "level"]], value_name="JNE")
+    np.testing.assert_array_equal(trace(fig2, "surface").text, trace(fig3, "surface").text)
     # per-row roi labels (e.g. NSD names from a bundle) replace the atlas
     fig = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), roi_labels=np.full(len(rows), "FFA-1"))
     assert "FFA-1 (higher)" in hover_label(fig, vertex)
