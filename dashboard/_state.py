@@ -461,6 +461,14 @@ def url_restore(key: str, param: str, *, options=None, cast=str, convert=None):
     st.session_state[key] = convert(v) if convert else v
 
 
+def nonnegative_float(text) -> float:
+    """A finite float >= 0 from a URL value (ValueError otherwise)."""
+    x = float(text)
+    if not np.isfinite(x) or x < 0:
+        raise ValueError(f"{text!r} is not a finite number >= 0")
+    return x
+
+
 def url_write(params: dict):
     """Make the URL query ``params`` (None values left out) plus the kept ones (:data:`URL_KEEP`)."""
     new = {k: st.query_params[k] for k in URL_KEEP if k in st.query_params}

@@ -123,7 +123,7 @@ with st.expander("Threshold, colours, background", expanded=True):
     sig_only = d1.checkbox("Significant vertices only", value=sig_reason is None, key=f"map_sig_only_{sig_reason is None}",
                            disabled=sig_reason is not None,
                            help=sig_reason or "vertices whose nonlinear encoder R² passed the bootstrap test (BH-FDR)")
-    S.url_restore("map_threshold", "threshold", cast=float)
+    S.url_restore("map_threshold", "threshold", cast=S.nonnegative_float)
     threshold = d2.number_input("Hide |value| below", min_value=0.0, step=0.01, format="%.4g", key="map_threshold")
     cmap = d3.selectbox("Colour map", ["auto"] + colormaps(), key="map_cmap",
                         help="'auto' picks a map that suits the metric (diverging for differences)")
