@@ -257,6 +257,21 @@ def table(before: dict, after: dict) -> str:
                   f"| {name} | camera change (view preset) | {s(b, 'camera_s')} | {s(a, 'camera_s')} | ≤ 0.1 s |",
                   f"| {name} | of which JavaScript (relayout call) | - | {s(a, 'camera_js_s')} | |",
                   f"| {name} | websocket bytes per camera change | {mb(b, 'camera_bytes')} | {mb(a, 'camera_bytes')} | 0 |"]
+    notes = []
+    for name, a in after["bundles"].items():
+        vt = a.get("viewer_times")
+        if vt:
+            def m(k):
+                return _med([x[k] for x in vt])
+
+            notes.append(f"- {name}, after, where the first render goes (medians): the viewer's frame is created "
+                         f"{m('frame_created_s'):.2f} s after the navigation (server run and the message), its "
+                         f"plotly.js is loaded and parsed {m('plotly_loaded_s'):.2f} s later, the map is drawn "
+                         f"{m('drawn_s') - m('plotly_loaded_s'):.2f} s after that (decoding {m('decode_ms'):.0f} ms, "
+                         f"rebuilding the layers {m('build_ms'):.0f} ms, Plotly.react {m('react_ms'):.0f} ms, the "
+                         "rest WebGL drawing).")
+    if notes:
+        lines += [""] + notes
     lines += ["", END]
     return "\n".join(lines)
 

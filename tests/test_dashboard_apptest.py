@@ -223,8 +223,8 @@ def test_maps_jne_ss_group_stimulus_and_range(folder, roots):
     f2 = figures(at)["surface_map"]
     assert f1["layout"]["meta"]["value_name"] == "JNE-SS (face)"
     assert f2["layout"]["meta"]["value_name"] == "JNE-SS (outdoor scene)"
-    i1, i2 = f1["data"][1]["intensity"], f2["data"][1]["intensity"]  # the "data" layers (NaN: not shown)
-    assert not np.allclose(np.nan_to_num(i1), np.nan_to_num(i2))
+    c1, c2 = f1["data"][1]["customdata"], f2["data"][1]["customdata"]  # the "data" layers: [vertex, value]
+    assert not (np.array_equal(c1[:, 0], c2[:, 0]) and np.allclose(c1[:, 1], c2[:, 1]))
 
     at.selectbox(key="map_metric").select("JNE-SS: one test stimulus").run()
     assert_clean(at)

@@ -37,16 +37,11 @@ def test_the_viewer_draws_the_figure(maps):
         np.testing.assert_array_equal(np.asarray(s[k]), np.asarray(getattr(so, k)))
     np.testing.assert_array_equal(np.asarray(s["text"]).astype(str), np.asarray(so.text))
     np.testing.assert_array_equal(s["customdata"][:, 0], np.asarray(so.customdata)[:, 0])
-    # the data layer: the figure's shown vertices, values and triangles, on the full lifted mesh
-    cd = d["customdata"]
-    shown = np.isfinite(cd[:, 1])
-    np.testing.assert_array_equal(cd[shown, 0], np.asarray(do.customdata)[:, 0])
-    np.testing.assert_allclose(cd[shown, 1], np.asarray(do.intensity))
-    xyz = np.stack([d["x"], d["y"], d["z"]], axis=1)
-    np.testing.assert_allclose(xyz[shown], np.stack([do.x, do.y, do.z], axis=1), atol=1e-5)
-    idx = np.flatnonzero(shown)  # the figure's faces index its compacted vertices
-    tri = {tuple(sorted(t)) for t in idx[np.stack([do.i, do.j, do.k], axis=1).astype(np.int64)].tolist()}
-    assert {tuple(sorted(t)) for t in np.stack([d["i"], d["j"], d["k"]], axis=1).tolist()} == tri
+    # the data layer: the figure's own, rebuilt from the surface's mesh and one value per vertex
+    for k in ("x", "y", "z", "intensity", "customdata", "i", "j", "k"):
+        np.testing.assert_allclose(np.asarray(d[k], dtype=float), np.asarray(getattr(do, k), dtype=float), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(d["text"]).astype(str), np.asarray(do.text))
+    shown = np.isin(s["customdata"][:, 0], d["customdata"][:, 0])
     # below the threshold or NaN: not shown (hidden vertices show only the background)
     vals = np.asarray(so.customdata)[:, 1]
     assert not (shown & ~(np.nan_to_num(vals, nan=-1) >= 0.2)).any()
@@ -65,7 +60,7 @@ def test_a_change_of_values_sends_only_the_values(maps):
     blobs = decode_payload(index_a, payload_a)
     blobs.update(decode_payload(index_b, payload_b))
     d = join_figure(spec_b, blobs)["data"][1]
-    np.testing.assert_allclose(d["customdata"][np.isfinite(d["customdata"][:, 1]), 1], trace(fb, "data").intensity)
+    np.testing.assert_allclose(d["customdata"], trace(fb, "data").customdata)
     # the viewer without the mesh cannot draw: it must ask again
     with pytest.raises(KeyError):
         join_figure(spec_b, decode_payload(index_b, payload_b))
@@ -85,8 +80,7 @@ def test_panels_flat_and_string_arrays():
     assert len(data) == 4 and len({t.get("scene") for t in data}) == 4
     # each panel's data layer has exactly the figure's values
     for t, o in zip(data, [t for t in fig.data if t.name == "data"]):
-        fin = np.isfinite(t["customdata"][:, 1])
-        np.testing.assert_array_equal(t["customdata"][fin, 0], np.asarray(o.customdata)[:, 0])
+        np.testing.assert_array_equal(t["customdata"], np.asarray(o.customdata))
     # outlines: NaN breaks survive the binary encoding
     hl = next(t for t in joined["data"] if t.get("name") == "outline")  # many paths
     assert np.isnan(np.asarray(hl["x"], dtype=float)).any()
@@ -94,5 +88,4 @@ def test_panels_flat_and_string_arrays():
     spec, index, payload, _ = split_figure(flat)
     assert spec["presets"] == {}
     d = join_figure(spec, decode_payload(index, payload))["data"][1]
-    fin = np.isfinite(d["customdata"][:, 1])
-    assert np.allclose(np.asarray(d["z"])[fin], 0.05)  # flat: the data layer just above the plane
+    assert np.allclose(np.asarray(d["z"]), 0.05)  # flat: the data layer just above the plane

@@ -14,7 +14,7 @@ So the mesh (coordinates, faces, per-vertex hover text, the sulcal codes) is sen
 and a change of data sends only the values: the "data" layer is rebuilt in the browser from the
 "surface" layer's geometry (lifted :data:`~jnecore.plotting._surface._DATA_LIFT` mm along the
 normals; faces kept where all three vertices have a value) and one float32 value per drawn vertex
-(NaN = not shown). :func:`join_figure` does that rebuild in Python, exactly as the viewer's
+(NaN = not shown), from which the browser keeps the shown vertices. :func:`join_figure` does that rebuild in Python, exactly as the viewer's
 JavaScript does (dashboard/viewer/index.html), for tests and for Python-side readers.
 """
 
@@ -227,9 +227,10 @@ def _resolve(x, blobs):
 def join_figure(spec: dict, blobs: dict) -> dict:
     """The figure the viewer draws from ``spec`` and the arrays it holds, as a plotly figure dict.
 
-    The "surface" traces get ``customdata`` (n_drawn, 1) = [vertex]; the "data" traces the full
-    lifted coordinates, ``intensity`` (n_drawn,) with NaN where not shown, the faces whose three
-    vertices are shown, and ``customdata`` (n_drawn, 2) = [vertex, value].
+    The "surface" traces get ``customdata`` (n_drawn, 1) = [vertex]; the "data" traces keep the
+    shown vertices only (those with a finite value; lifted coordinates, ``intensity`` (n_shown,),
+    ``text``, ``customdata`` (n_shown, 2) = [vertex, value]) and the faces whose three vertices
+    are shown, re-indexed: the figure's own "data" trace.
 
     Raises
     ------
@@ -244,9 +245,16 @@ def join_figure(spec: dict, blobs: dict) -> dict:
             t["customdata"] = ids[:, None].astype(np.float32)
         else:
             val = np.asarray(t["intensity"], dtype=np.float32)
+            shown = np.isfinite(val)
+            remap = np.full(len(val), -1, dtype=np.int64)
+            remap[shown] = np.arange(int(shown.sum()))
             f = np.stack([np.asarray(t[k], dtype=np.int64) for k in "ijk"], axis=1)
-            keep = np.isfinite(val)[f].all(axis=1)
+            f = remap[f[shown[f].all(axis=1)]]
             for n, k in enumerate("ijk"):
-                t[k] = f[keep, n]
-            t["customdata"] = np.stack([ids.astype(np.float32), val], axis=1)
+                t[k] = f[:, n]
+            for k in ("x", "y", "z", "text"):
+                if t.get(k) is not None:
+                    t[k] = np.asarray(t[k])[shown]
+            t["intensity"] = val[shown]
+            t["customdata"] = np.stack([ids[shown].astype(np.float32), val[shown]], axis=1)
     return {"data": data, "layout": _resolve(spec["layout"], blobs)}
