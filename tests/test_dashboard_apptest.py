@@ -69,34 +69,17 @@ def _decode(obj):
 _VIEWER_BLOBS: dict = {}  # what the maps page's viewer holds in the browser, accumulated over runs
 
 
-def viewer_specs(at: AppTest) -> dict:
-    """{key: spec} of the page's surface viewers; their arrays are added to _VIEWER_BLOBS, as the browser keeps them."""
-    from jnecore.plotting import decode_payload
-
-    out = {}
-    for el in at.get("component_instance"):
-        if not el.proto.component_name.endswith("jne_surface_viewer"):
-            continue
-        args = json.loads(el.proto.json_args)
-        payload = next((a.bytes for a in el.proto.special_args if a.key == "payload"), b"")
-        _VIEWER_BLOBS.update(decode_payload(args["index"], payload))
-        out[args["key"] if "key" in args else el.proto.id.rsplit("-", 1)[-1]] = args
-    return out
-
-
 def figures(at: AppTest) -> dict:
-    """{key: figure dict} of the page's plotly charts (key as given to show_figure) and surface viewers
-    (key as given to surface_viewer: the figure the viewer draws, rebuilt by join_figure)."""
-    from jnecore.plotting import join_figure
+    """{key: figure dict} of the page's plotly charts (key as given to show_figure) and its surface viewer
+    ("surface_map": the figure the viewer draws, rebuilt by join_figure, with its "args" and "presets")."""
+    from _viewer import viewer_figure
 
     out = {}
     for el in at.get("plotly_chart"):
         key = el.proto.id.rsplit("-", 1)[-1].removeprefix("fig_")
         out[key] = _decode(json.loads(el.proto.spec))
-    for key, args in viewer_specs(at).items():
-        fig = join_figure(args["spec"], _VIEWER_BLOBS)
-        fig["presets"], fig["args"] = args["spec"]["presets"], args
-        out[key] = fig
+    if any(el.proto.component_name.endswith("jne_surface_viewer") for el in at.get("component_instance")):
+        out["surface_map"] = viewer_figure(at, "surface_map", _VIEWER_BLOBS)[1]
     return out
 
 

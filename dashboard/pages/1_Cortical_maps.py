@@ -229,24 +229,26 @@ def nsd_surface(path, stamp, key, _values, _ijk, shape, transforms_dir):
 
 from jnecore.dashboard._viewer import new_click, surface_viewer  # noqa: E402
 
-N5 = 10242  # fsaverage5 vertices per hemisphere; fsaverage maps are drawn on fsaverage5
-N7 = 163842
 
 
 def bundle_of(drawn_vertex: int, space: str) -> int:
     """Bundle vertex (L+R in its space) of a clicked vertex of the drawn mesh (fsaverage: the nested one)."""
-    if space == "fsaverage":
-        return drawn_vertex if drawn_vertex < N5 else N7 + drawn_vertex - N5
-    return drawn_vertex
+    if space != "fsaverage":
+        return drawn_vertex
+    from jnecore.atlas import space_size
+
+    n7, n5 = space_size("fsaverage"), space_size("fsaverage5")
+    return drawn_vertex if drawn_vertex < n5 else n7 + drawn_vertex - n5
 
 
 def drawn_of(vertex, space: str):
     """Drawn-mesh vertex of a bundle vertex (None if it is not drawn: fsaverage vertices off fsaverage5)."""
     if vertex is None or space != "fsaverage":
         return vertex
-    if vertex < N7:
-        return vertex if vertex < N5 else None
-    return vertex - N7 + N5 if vertex - N7 < N5 else None
+    from jnecore.atlas import fsaverage_vertices_to_fsaverage5
+
+    v5, keep = fsaverage_vertices_to_fsaverage5([vertex])
+    return int(v5[0]) if keep[0] else None
 
 
 def show_map(fig, name, view, marked):
