@@ -123,8 +123,9 @@ def _click_vertex(page, frame, fx, fy):
     x, y = plot["x"] + plot["width"] * fx, plot["y"] + plot["height"] * fy
     for dx in (0, 3, -3, 6):
         page.mouse.move(x + dx, y)
-        try:
-            frame.wait_for_selector(".hovertext", timeout=4000)
+        try:  # the viewer has picked a vertex under the pointer (its hover)
+            frame.wait_for_function("() => hovered !== null", timeout=8000)
+            x += dx
             break
         except Exception:
             continue
