@@ -393,7 +393,7 @@ if mesh_space:
             def _num(x):
                 return "no data" if x is None or not np.isfinite(float(x)) else f"{float(x):.4g}"
 
-            m1, m2, m3, m4, m5 = st.columns(5)
+            m1, m2, m3, m4, m5 = st.columns([1, 1.7, 0.9, 0.9, 0.9])
             m1.metric("Vertex", f"{selected} ({str(rec['hemi'])[:1].upper()})")
             m2.metric("ROI (level)", f"{rec['roi']} ({rec['level']})")
             m3.metric("JNE", _num(rec["jne"]))
