@@ -7,7 +7,6 @@ hemisphere (the most posterior ones named after the visual hierarchy), a small J
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
