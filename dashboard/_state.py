@@ -1,8 +1,15 @@
 """Shared pieces of the dashboard pages: cached loaders, the sidebar, figure/table + download.
 
-Only two values live in ``st.session_state`` and travel between pages: the chosen bundle
-(``jne_bundle``) and the selected ROI (``jne_roi``). Widgets write them through ``on_change``
-callbacks, because Streamlit forgets a widget's own state on pages that do not draw it.
+Three values live in ``st.session_state`` and travel between pages: the chosen bundle
+(``jne_bundle``), the selected ROI (``jne_roi``) and the selected vertex (``jne_vertex``: a dict
+``{"bundle": path, "vertex": index in the bundle's space, L+R}``, set by a click on the maps page;
+read it with :func:`selected_vertex`). Widgets write them through ``on_change`` callbacks, because
+Streamlit forgets a widget's own state on pages that do not draw it.
+
+The maps page keeps its state in the URL query too (:func:`url_restore`, :func:`url_write`), so a
+copied link reopens the same view: ``bundle``, ``roi``, ``metric``, ``surface``, ``hemi``,
+``layout``, ``threshold``, ``vertex``, and ``view`` (the camera preset, written by the viewer in the
+browser).
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from jnecore.dashboard_launch import ROOTS_ENV
 BUNDLE_KEY = "jne_bundle"
 ROI_KEY = "jne_roi"
 ROI_NONE = "(none)"
+VERTEX_KEY = "jne_vertex"
+#: query parameters the page does not own, kept when it writes its own (``view``: the viewer's)
+URL_KEEP = ("token", "view")
 
 PAGES = [
     ("pages/1_Cortical_maps.py", "Cortical maps", ":material/neurology:",
@@ -678,7 +688,61 @@ def sidebar(*, roi: bool = True):
         st.sidebar.warning("Simulated data", icon=":material/science:")
     if roi:
         roi_selector(b)
+    sel = selected_vertex(b)
+    if sel is not None:
+        st.sidebar.caption(f"Selected vertex: **{sel}** (click one on the Cortical maps page)")
     return b
+
+
+def selected_vertex(bundle):
+    """The vertex selected on the maps page for this bundle (index in its space, L+R), or None."""
+    sel = st.session_state.get(VERTEX_KEY)
+    if isinstance(sel, dict) and sel.get("bundle") == str(bundle.path) and sel.get("vertex") is not None:
+        return int(sel["vertex"])
+    return None
+
+
+def select_vertex(bundle, vertex):
+    """Select a vertex of ``bundle`` (None clears the selection) for every page."""
+    st.session_state[VERTEX_KEY] = None if vertex is None else {"bundle": str(bundle.path), "vertex": int(vertex)}
+
+
+def url_restore(key: str, param: str, *, options=None, cast=str, convert=None):
+    """Set ``st.session_state[key]`` from ``?param=`` once per session (a reloaded or shared link).
+
+    The value is cast with ``cast``, kept only if it is in ``options`` (when given), then passed
+    through ``convert`` (e.g. a code to a widget label). Call it before the widget is drawn.
+    """
+    done = st.session_state.setdefault("_url_done", set())
+    if param in done:
+        return
+    done.add(param)
+    raw = st.query_params.get(param)
+    if raw is None:
+        return
+    try:
+        v = cast(raw)
+    except (TypeError, ValueError):
+        return
+    if options is not None and v not in options:
+        return
+    st.session_state[key] = convert(v) if convert else v
+
+
+def nonnegative_float(text) -> float:
+    """A finite float >= 0 from a URL value (ValueError otherwise)."""
+    x = float(text)
+    if not np.isfinite(x) or x < 0:
+        raise ValueError(f"{text!r} is not a finite number >= 0")
+    return x
+
+
+def url_write(params: dict):
+    """Make the URL query ``params`` (None values left out) plus the kept ones (:data:`URL_KEEP`)."""
+    new = {k: st.query_params[k] for k in URL_KEEP if k in st.query_params}
+    new.update({k: str(v) for k, v in params.items() if v is not None})
+    if st.query_params.to_dict() != new:
+        st.query_params.from_dict(new)
 
 
 def bundle_rois(bundle) -> list:

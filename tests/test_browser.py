@@ -30,10 +30,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-# URL path, minimum number of plotly figures expected on the page
+# URL path, minimum number of plotly figures expected on the page (the maps page draws its map in the
+# surface viewer's frame: see _viewer_frame)
 PAGES = [
     ("", 0),
-    ("Cortical_maps", 1),
+    ("Cortical_maps", 0),
     ("ROI_hierarchy", 5),
     ("Stimulus_selectivity", 4),
     ("Encoding_performance", 2),
@@ -136,6 +137,19 @@ def _screenshot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def _viewer_frame(page, timeout_ms=90_000):
+    """The maps page's surface viewer (an iframe) once it has drawn its figure."""
+    page.wait_for_selector('iframe[title*="jne_surface_viewer"]', timeout=timeout_ms, state="attached")
+    t0 = time.time()
+    while (time.time() - t0) * 1000 < timeout_ms:
+        frames = [f for f in page.frames if "jne_surface_viewer" in f.url]
+        if frames:
+            frames[0].wait_for_selector("body[data-rendered]", timeout=timeout_ms, state="attached")
+            return frames[0]
+        page.wait_for_timeout(100)
+    raise TimeoutError("the surface viewer did not draw")
+
+
 def _check_no_errors(page, name):
     exc = page.locator('[data-testid="stException"]')
     assert exc.count() == 0, f"{name}: Streamlit exception: {exc.first.inner_text()[:800]}"
@@ -152,7 +166,9 @@ def test_page_renders(server, browser, path, n_plots):
     try:
         t0 = time.perf_counter()
         page.goto(f"{server}/{path}", wait_until="domcontentloaded", timeout=60_000)
-        if n_plots:
+        if path == "Cortical_maps":
+            _viewer_frame(page)
+        elif n_plots:
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=90_000)
         else:
             page.wait_for_selector('[data-testid="stMetric"]', timeout=90_000)
@@ -174,15 +190,15 @@ def test_widget_change_rerenders_map(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(f"{server}/Cortical_maps", wait_until="domcontentloaded", timeout=60_000)
-        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=90_000)
+        frame = _viewer_frame(page)
         _wait_idle(page)
         box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Map").first
         box.click()
         page.get_by_role("option", name="R² nonlinear", exact=True).click()
         t0 = time.perf_counter()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.js-plotly-plot')].some("
-            "p => p.layout && p.layout.title && p.layout.title.text && p.layout.title.text.includes('R² nonlin'))",
+        frame.wait_for_function(
+            "() => { const p = document.getElementById('plot');"
+            " return p && p.layout && p.layout.title && (p.layout.title.text || '').includes('R² nonlin'); }",
             timeout=30_000)
         dt = time.perf_counter() - t0
         _wait_idle(page)
@@ -200,7 +216,7 @@ def test_downloads_from_maps_page(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     try:
         page.goto(f"{server}/Cortical_maps", wait_until="domcontentloaded", timeout=60_000)
-        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=90_000)
+        _viewer_frame(page)
         _wait_idle(page)
         got = {}
         for label in ("Download figure (HTML)", "Shown values (CSV)", "Map as GIfTI (L)"):

@@ -66,12 +66,20 @@ def _decode(obj):
     return obj
 
 
+_VIEWER_BLOBS: dict = {}  # what the maps page's viewer holds in the browser, accumulated over runs
+
+
 def figures(at: AppTest) -> dict:
-    """{key: figure dict} of the page's plotly charts (key as given to show_figure)."""
+    """{key: figure dict} of the page's plotly charts (key as given to show_figure) and its surface viewer
+    ("surface_map": the figure the viewer draws, rebuilt by join_figure, with its "args" and "presets")."""
+    from _viewer import viewer_figure
+
     out = {}
     for el in at.get("plotly_chart"):
         key = el.proto.id.rsplit("-", 1)[-1].removeprefix("fig_")
         out[key] = _decode(json.loads(el.proto.spec))
+    if any(el.proto.component_name.endswith("jne_surface_viewer") for el in at.get("component_instance")):
+        out["surface_map"] = viewer_figure(at, "surface_map", _VIEWER_BLOBS)[1]
     return out
 
 
@@ -146,14 +154,16 @@ def test_maps_metric_surface_and_roi(folder, roots):
     assert names[:2] == ["surface", "data"] and "colorbar" in names and "highlight" in names  # FFC highlighted
     # one scene by default; with both hemispheres no single-scene medial preset is offered
     assert meta["view"] == "posterior" and "scene2" not in fig["layout"]
-    assert "medial" not in at.selectbox(key="map_view").options
+    assert "medial" not in fig["presets"] and {"lateral", "posterior", "ventral"} <= set(fig["presets"])
+    assert fig["args"]["view"] == "posterior"  # the preset the viewer opens on
     n_jne = meta["n_shown"]
-    at.selectbox(key="map_view").select("4 views (L/R lateral, medial)").run()
+    at.selectbox(key="map_layout").select("4 views (L/R lateral, medial)").run()
     assert_clean(at)
     panels = figures(at)["surface_map"]
     assert panels["layout"]["meta"]["view"] == "panels" and "scene4" in panels["layout"]  # 2x2 one-hemisphere scenes
     assert panels["layout"]["meta"]["panels"][:2] == [["left", "lateral"], ["left", "medial"]]
-    at.selectbox(key="map_view").select("posterior").run()
+    assert panels["presets"] == {}  # each panel keeps its own camera
+    at.selectbox(key="map_layout").select("one scene").run()
     # JNE has no significance filter of its own (computed on significant vertices only): disabled
     assert at.checkbox(key="map_sig_only_False").disabled
     # the threshold hides vertices but never changes the colour range
@@ -196,8 +206,8 @@ def test_maps_jne_ss_group_stimulus_and_range(folder, roots):
     f2 = figures(at)["surface_map"]
     assert f1["layout"]["meta"]["value_name"] == "JNE-SS (face)"
     assert f2["layout"]["meta"]["value_name"] == "JNE-SS (outdoor scene)"
-    i1, i2 = f1["data"][1]["intensity"], f2["data"][1]["intensity"]  # the "data" layers
-    assert not np.allclose(i1, i2)
+    c1, c2 = f1["data"][1]["customdata"], f2["data"][1]["customdata"]  # the "data" layers: [vertex, value]
+    assert not (np.array_equal(c1[:, 0], c2[:, 0]) and np.allclose(c1[:, 1], c2[:, 1]))
 
     at.selectbox(key="map_metric").select("JNE-SS: one test stimulus").run()
     assert_clean(at)
@@ -215,10 +225,10 @@ def test_maps_jne_ss_group_stimulus_and_range(folder, roots):
     assert meta["vmin"] == pytest.approx(0.1) and meta["vmax"] == pytest.approx(0.5) and meta["cmap"] == "viridis"
     at.radio(key="map_values").set_value("ROI mean").run()
     assert_clean(at)
-    surf = figures(at)["surface_map"]["data"][0]
-    values = np.asarray(surf["customdata"], dtype=float).reshape(len(surf["text"]), -1)[:, -1]  # [vertex, value]
+    surf = figures(at)["surface_map"]["data"][1]  # the data layer: customdata [vertex, value], NaN = not shown
+    values = np.asarray(surf["customdata"], dtype=float)[:, -1]
     by_roi = {}
-    for t, x in zip(surf["text"], values):  # text = "ROI (level)..." on shown vertices
+    for t, x in zip(surf["text"], values):  # text = "ROI (level)" on every vertex
         if np.isfinite(x):
             by_roi.setdefault(t.split(" (")[0].split("<br>")[0], set()).add(round(float(x), 5))
     assert len(by_roi) > 5 and all(len(vals) == 1 for vals in by_roi.values())  # one value per ROI
@@ -227,6 +237,73 @@ def test_maps_jne_ss_group_stimulus_and_range(folder, roots):
     assert figures(at)["surface_map"]["layout"]["meta"]["n_shown"] < meta["n_shown"]
     assert {b.proto.label for b in at.get("download_button")} >= {"Shown values (CSV)", "Map as GIfTI (L)",
                                                                  "Map as GIfTI (R)"}
+
+
+def test_maps_link_state_vertex_panel_and_toggles(folder, roots):
+    """A link's query (?metric=...&vertex=...) opens the same view; the panel shows the vertex's row and its
+    JNE-SS profile; the background, outline and highlight toggles; the panel's buttons."""
+    from jnecore.bundle import load_bundle
+
+    roots(folder / "a_demo")
+    b = load_bundle(folder / "a_demo")
+    v = b.vertices
+    pos = int(np.flatnonzero(np.isfinite(v["jne"].to_numpy(dtype=float)))[3])
+    row = v.iloc[pos]
+    vid = int(row["vertex"])
+    at = AppTest.from_file(_page("1_Cortical_maps.py"), default_timeout=TIMEOUT)
+    for k, x in dict(metric="r2_nonlinear", surface="white", hemi="left", threshold="0.05", roi="V1",
+                     vertex=str(vid), view="ventral").items():
+        at.query_params[k] = x
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="map_metric").value == "R² nonlinear" and at.selectbox(key="map_surface").value == "white"
+    assert at.selectbox(key="map_hemi").value == "left" and at.number_input(key="map_threshold").value == 0.05
+    assert at.session_state["jne_roi"] == "V1" and at.session_state["jne_vertex"]["vertex"] == vid
+    fig = figures(at)["surface_map"]
+    meta = fig["layout"]["meta"]
+    assert (meta["value_name"], meta["surface"], meta["hemi"], meta["threshold"]) == ("R² nonlin", "white", "left", 0.05)
+    assert fig["args"]["view"] == "ventral" and fig["args"]["selected"] == vid  # the viewer opens there, vertex marked
+    assert fig["presets"]["ventral"]["scene"]["eye"]["z"] < 0
+    # the panel: the vertex's row of vertices.parquet
+    m = {x.label: x.value for x in at.metric}
+    assert m["Vertex"].startswith(str(vid)) and m["ROI (level)"] == f"{row['roi']} ({row['level']})"
+    assert m["JNE"] == f"{row['jne']:.4g}" and m["R² linear"] == f"{row['r2_linear']:.4g}"
+    assert m["R² nonlinear"] == f"{row['r2_nonlinear']:.4g}"
+    # its JNE-SS profile: per-category means of its column of jne_ss (a naive loop), CIs around them
+    col = np.asarray(b.jne_ss[:, pos], dtype=float)
+    cats = b.test_stimuli["category"].astype(str).to_numpy()
+    bars = figures(at)["vertex_profile"]["data"][0]
+    for g, y, (n, lo, hi) in zip(bars["x"], bars["y"], np.asarray(bars["customdata"], dtype=float)):
+        sel = [x for x, c in zip(col, cats) if c == g]
+        assert y == pytest.approx(sum(sel) / len(sel)) and n == len(sel) and lo <= y <= hi
+    # the page's state is in its link
+    q = at.query_params
+    assert q["metric"] in ("r2_nonlinear", ["r2_nonlinear"]) and q["vertex"] in (str(vid), [str(vid)])
+
+    # toggles: no sulcal background (one grey), no outlines, no highlight
+    assert np.ptp(np.asarray(fig["data"][0]["intensity"], dtype=float)) > 0
+    at.checkbox(key="map_sulc").uncheck().run()
+    assert np.ptp(np.asarray(figures(at)["surface_map"]["data"][0]["intensity"], dtype=float)) == 0
+    names = {t.get("name") for t in figures(at)["surface_map"]["data"]}
+    assert {"outline", "highlight"} <= names
+    at.checkbox(key="map_outline").uncheck().run()
+    at.checkbox(key="map_highlight").uncheck().run()
+    assert_clean(at)
+    names = {t.get("name") for t in figures(at)["surface_map"]["data"]}
+    assert "outline" not in names and "highlight" not in names
+    # the panel's buttons: its ROI for every page, then clear the selection
+    at.button(key="map_use_vertex_roi").click().run()
+    assert at.session_state["jne_roi"] == str(row["roi"])
+    at.button(key="map_clear_vertex").click().run()
+    assert_clean(at)
+    assert at.session_state["jne_vertex"] is None and "Vertex" not in {x.label for x in at.metric}
+    assert figures(at)["surface_map"]["args"]["selected"] is None
+    # a vertex the bundle does not model
+    at2 = AppTest.from_file(_page("1_Cortical_maps.py"), default_timeout=TIMEOUT)
+    at2.query_params["vertex"] = str(int(set(range(100)).difference(v["vertex"]).pop()))
+    at2.run()
+    assert_clean(at2)
+    assert any("is not modelled in this bundle" in x.value for x in at2.info)
 
 
 # ------------------------------------------------------------------------------------------ hierarchy

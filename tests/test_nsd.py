@@ -761,8 +761,6 @@ def test_volume_bundle_is_drawn_through_the_nsd_transforms(nsd, tmp_path, monkey
     """A func1pt8mm bundle whose transforms folder exists goes to the surface through NSD's transforms
     (route "nsd"); the maps page draws exactly nsd_volume_to_fsaverage of the shown values, brought to
     fsaverage5 by cell means. Without the folder it falls back to tables."""
-    import base64
-
     from jnecore.atlas import fsaverage_to_fsaverage5, nsd_volume_to_fsaverage, surface_route
 
     prep, bundle = tmp_path / "prep", tmp_path / "bundles" / "vol"
@@ -788,11 +786,9 @@ def test_volume_bundle_is_drawn_through_the_nsd_transforms(nsd, tmp_path, monkey
     at.selectbox(key="map_metric").select("R² nonlinear").run()
     at.checkbox(key="map_sig_only_True").uncheck().run()
     assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
-    el = next(e for e in at.get("plotly_chart") if e.proto.id.endswith("fig_surface_map"))
-    spec = json.loads(el.proto.spec)
-    surf = next(t for t in spec["data"] if t.get("name") == "surface")
-    cd = surf["customdata"]
-    custom = np.frombuffer(base64.b64decode(cd["bdata"]), dtype=cd["dtype"]).reshape(-1, 2)
+    from _viewer import viewer_figure
+
+    custom = viewer_figure(at)[2]  # [vertex, value] of the shown (finite) vertices
     v = b.vertices
     expect = fsaverage_to_fsaverage5(nsd_volume_to_fsaverage(
         v["r2_nonlinear"].to_numpy(float), v[["voxel_i", "voxel_j", "voxel_k"]].to_numpy(), GRID,

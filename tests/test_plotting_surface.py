@@ -119,32 +119,53 @@ def test_hemi_selection():
         plot_surface_map(np.ones(123), hemi="left")
 
 
-def test_outline_points_are_on_label_boundaries(labels, visual):
+def _paths(tr):
+    """The NaN-separated paths of a line trace: list of (points (n, 3), vertex (n,))."""
+    xyz = np.stack([np.asarray(tr.x, float), np.asarray(tr.y, float), np.asarray(tr.z, float)], axis=1)
+    cd = np.asarray(tr.customdata).astype(np.int64)
+    brk = np.flatnonzero(np.isnan(xyz[:, 0]))
+    assert (cd[brk] == -1).all() and not (cd[np.isfinite(xyz[:, 0])] == -1).any()
+    return [
+        (x[np.isfinite(x[:, 0])], c[c >= 0]) for x, c in zip(np.split(xyz, brk), np.split(cd, brk))]
+
+
+def test_outline_lines_run_along_label_boundaries(labels, visual):
     fig = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), highlight_roi="FFC")
     out = trace(fig, "outline")
-    pts = np.asarray(out.customdata).astype(np.int64)
-    assert len(pts) > 500
+    assert out.mode == "lines" and out.line.width >= 2
+    paths = _paths(out)
+    assert len(paths) > 20
     mesh = atlas.load_mesh("fsLR32k", "inflated", "both")
-    f = mesh.faces
+    coords = mesh.coords.astype(float)
+    f = mesh.faces.astype(np.int64)
     edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
     cross = edges[labels[edges[:, 0]] != labels[edges[:, 1]]]
+    # every crossing edge's midpoint, and each triangle's centroid (three-label triangles)
+    mids = (coords[cross[:, 0]] + coords[cross[:, 1]]) / 2
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(np.concatenate([mids, coords[f].mean(axis=1)]))
     boundary = np.zeros(2 * N32, bool)
     boundary[cross.ravel()] = True
-    assert boundary[pts].all()
-    assert set(labels[pts]) == set(visual["roi"])  # True -> ROIs holding shown vertices
-    # points sit just above the surface, near their vertex
-    xyz = np.stack([out.x, out.y, out.z], axis=1)
-    d = np.linalg.norm(xyz - mesh.coords[pts], axis=1)
-    assert (d < 1.0).all()
-    hi = np.asarray(trace(fig, "highlight").customdata).astype(np.int64)
-    assert set(labels[hi]) == {"FFC"} and boundary[hi].all()
+    for xyz, vert in paths:
+        d, _ = tree.query(xyz)
+        assert (d < 0.7).all()  # on a boundary-edge midpoint (or centroid), lifted 0.6 mm
+        assert boundary[vert].all() and np.linalg.norm(xyz - coords[vert], axis=1).max() < 5
+        # connected: consecutive points are a triangle apart (mean edge ~ 2-3 mm on the inflated mesh)
+        assert (np.linalg.norm(np.diff(xyz, axis=0), axis=1) < 8).all()
+    allv = np.concatenate([v for _, v in paths])
+    assert set(labels[allv]) <= set(visual["roi"]) | set(labels)  # vertices of the ROIs' boundaries
+    assert set(visual["roi"]) <= set(labels[allv]) | {""}  # True -> the ROIs holding shown vertices
+    hi = np.concatenate([v for _, v in _paths(trace(fig, "highlight"))])
+    assert set(labels[hi]) == {"FFC"}  # the target side first
     assert {0, 1} == {int(h >= N32) for h in hi}  # both hemispheres
     # an explicit list, and no outline
     fig = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), outline_rois=["L_V1"],
                            surf_mesh="flat")
-    pts = np.asarray(trace(fig, "outline").customdata).astype(np.int64)
+    pts = np.concatenate([v for _, v in _paths(trace(fig, "outline"))])
     assert set(labels[pts]) == {"V1"}
-    assert (np.asarray(trace(fig, "outline").z) > 0).all()
+    z = np.asarray(trace(fig, "outline").z, float)
+    assert (z[np.isfinite(z)] > 0).all()
     fig = plot_surface_map(np.ones(len(visual)), vertices=visual["vertex"].to_numpy(), outline_rois=False)
     assert trace(fig, "outline") is None
 
@@ -161,10 +182,21 @@ def test_hover_text(labels, visual):
     assert f"JNE: {vals[k]:.4g}" in text and "r2: 0.25" in text
     s = trace(fig, "surface")
     assert "%{customdata[0]:d}" in s.hovertemplate and "JNE" in s.hovertemplate
-    # background vertices: ROI name only, NaN value
+    # background vertices: "ROI (level)" as on shown ones (the text is the same whatever is shown),
+    # no value: "no data", never "nan"
     bg = int(np.flatnonzero(labels == "V1")[0])
-    if bg not in set(rows["vertex"]):
-        assert hover_label(fig, bg) == f"vertex {bg}<br>V1<br>JNE: no data"
+    assert bg not in set(rows["vertex"])
+    assert hover_label(fig, bg) == f"vertex {bg}<br>V1 (primary)<br>JNE: no data"
+    s_text = np.asarray(s.text, dtype=str)
+    assert not np.char.find(np.char.lower(s_text), "nan").max() >= 0
+    assert "no data" in s.hovertemplate and "customdata[1]" not in s.hovertemplate  # background: never a value
+    d = trace(fig, "data")
+    assert np.isfinite(np.asarray(d.customdata)[:, 1]).all()  # the data layer: finite values only
+    # the text does not depend on what is shown
+    fig2 = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), hover=hover[["roi", "level"]], value_name="JNE",
+                            threshold=0.5)
+    fig3 = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), hover=hover[["roi", "level"]], value_name="JNE")
+    np.testing.assert_array_equal(trace(fig2, "surface").text, trace(fig3, "surface").text)
     # per-row roi labels (e.g. NSD names from a bundle) replace the atlas
     fig = plot_surface_map(vals, vertices=rows["vertex"].to_numpy(), roi_labels=np.full(len(rows), "FFA-1"))
     assert "FFA-1 (higher)" in hover_label(fig, vertex)
@@ -281,13 +313,14 @@ def test_outline_and_highlight_from_hover_rois(labels, visual):
     fig = plot_surface_map(np.ones(len(verts)), vertices=verts, space="fsaverage5",
                            hover=pd.DataFrame({"roi": rois}), highlight_roi="EBA")
     hi = np.asarray(trace(fig, "highlight").customdata)
+    hi = hi[hi >= 0]  # -1: breaks between paths
     assert len(hi) and (hi >= N5).all() and trace(fig, "outline") is not None
     # fsLR32k: an NSD name unknown to HCP-MMP is found in the hover column
     rows = visual[visual["roi"] == "FFC"]
     fig = plot_surface_map(np.ones(len(rows)), vertices=rows["vertex"].to_numpy(),
                            hover=pd.DataFrame({"roi": np.full(len(rows), "FFA-1")}), highlight_roi="FFA-1")
     hi = np.asarray(trace(fig, "highlight").customdata).astype(int)
-    assert np.isin(hi, rows["vertex"]).all()
+    assert np.isin(hi[hi >= 0], rows["vertex"]).all()
     with pytest.warns(UserWarning, match="highlight_roi"):
         plot_surface_map(np.ones(N5), space="fsaverage5", hemi="left", highlight_roi="V1")
 
@@ -360,27 +393,40 @@ def test_vertex_normals_point_outwards():
 
 
 def test_outline_traces_on_a_hand_made_mesh():
-    from jnecore.plotting._surface_outlines import HIGHLIGHT_COLOR, outline_traces
+    from jnecore.plotting._surface_outlines import HIGHLIGHT_COLOR, outline_traces, roi_boundary_paths
 
     coords, faces = _grid()
     labels = np.array(["A"] * 4 + ["B"] + ["A"] * 4, dtype=object)
+    # B at the centre: one closed loop through the midpoints of the six edges 4-k
+    (loop,) = roi_boundary_paths(labels, faces, {"B"})
+    assert len(loop) == 7 and (loop[0] == loop[-1]).all() and (loop[:, 2] == -1).all()
+    assert (loop[:, 0] == 4).all() and sorted(loop[:-1, 1]) == [1, 2, 3, 5, 6, 7]
+    tri = {frozenset(t) for t in faces.tolist()}
+    for p, q in zip(loop[:-1], loop[1:]):  # consecutive midpoints share a triangle
+        assert frozenset({4, p[1], q[1]}) in tri
     flat = atlas.Mesh(coords, faces, 0, "fsaverage5", "flat", "right")
-    out, hi = outline_traces(flat, labels, None, np.ones(9, bool), highlight_roi="B", offset=N5)
-    assert (out.name, hi.name) == ("outline", "highlight") and hi.marker.color == HIGHLIGHT_COLOR
-    np.testing.assert_array_equal(out.customdata, N5 + np.array([1, 2, 3, 4, 5, 6, 7]))
-    np.testing.assert_array_equal(hi.customdata, [N5 + 4])
-    np.testing.assert_array_equal(np.stack([out.x, out.y], axis=1), coords[[1, 2, 3, 4, 5, 6, 7], :2])
+    out, hi = outline_traces(flat, labels, None, np.ones(9, bool), outline_rois=["A"], highlight_roi="B", offset=N5)
+    assert (out.name, hi.name) == ("outline", "highlight") and hi.line.color == HIGHLIGHT_COLOR
+    assert sorted(np.asarray(out.customdata)[:-1].tolist()) == sorted((N5 + np.array([1, 2, 3, 5, 6, 7])).tolist())
+    np.testing.assert_array_equal(hi.customdata, np.full(7, N5 + 4))
+    mid = (coords[4, :2] + coords[loop[:, 1], :2]) / 2
+    np.testing.assert_allclose(np.stack([hi.x, hi.y], axis=1), mid, atol=1e-6)
     assert (np.asarray(out.z) == 0.5).all()  # above the flat map
-    # 3D: points lifted along the normal (here +z or -z: the plane's normal), only the listed ROI;
+    # three labels in a triangle: the crossing edges meet at its centroid
+    lab3 = np.array(["A", "B", "A", "C", "C", "C", "C", "C", "C"], dtype=object)
+    paths = roi_boundary_paths(lab3, faces, {"A", "B", "C"})
+    cen = [p for path in paths for p in path if p[2] >= 0]
+    assert cen and all(sorted(set(lab3[p])) == ["A", "B", "C"] for p in cen)
+    # 3D: lines lifted along the normal (here +z or -z: the plane's normal), only the listed ROI;
     # a shown-ROI outline with nothing shown falls back to the hierarchy ROIs (none here)
     mesh = atlas.Mesh(coords, faces, 9, "fsaverage5", "inflated", "left")
     (out,) = outline_traces(mesh, labels, None, np.zeros(9, bool), outline_rois=["B"])
-    assert np.asarray(out.customdata).tolist() == [4] and abs(out.z[0]) == pytest.approx(0.6)
+    assert (np.asarray(out.customdata) == 4).all() and np.allclose(np.abs(out.z), 0.6)
     assert outline_traces(mesh, labels, None, np.zeros(9, bool)) == []
     # names unknown to the labels are looked up in the hover ROI names; unknown everywhere: warning
     rows = np.array(["FFA-1"] * 3 + [""] * 6, dtype=object)
     (hi,) = outline_traces(mesh, labels, rows, np.ones(9, bool), outline_rois=False, highlight_roi="lh.FFA-1")
-    np.testing.assert_array_equal(hi.customdata, [0, 1, 2])
+    assert set(np.asarray(hi.customdata).tolist()) <= {0, 1, 2}
     with pytest.warns(UserWarning, match="highlight_roi"):
         assert outline_traces(mesh, labels, rows, np.ones(9, bool), outline_rois=False, highlight_roi="V1") == []
 

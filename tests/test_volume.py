@@ -176,7 +176,7 @@ def test_cli_records_volume_space_and_maps_page_projects(tmp_path, monkeypatch, 
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert any("Projection" in c.value and "not a registration" in c.value for c in at.caption)
-    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-    metas = [s["layout"].get("meta") or {} for s in specs]
-    assert any(m.get("space") == "fsaverage5" for m in metas)
+    from _viewer import viewer_figure
+
+    assert viewer_figure(at)[1]["layout"]["meta"].get("space") == "fsaverage5"
     assert not any("not in MNI space" in i.value for i in at.info)

@@ -7,7 +7,6 @@ hemisphere (the most posterior ones named after the visual hierarchy), a small J
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -107,15 +106,11 @@ def maps_page(wholebrain, monkeypatch):
 
 
 def _surface(at):
-    """(figure JSON length, customdata (n_drawn, 2)) of the page's surface map."""
-    import base64
+    """(message size, layout meta, [vertex, value] (n_shown, 2)) of the page's surface map (its viewer)."""
+    from _viewer import viewer_figure
 
-    el = next(e for e in at.get("plotly_chart") if e.proto.id.endswith("fig_surface_map"))
-    spec = json.loads(el.proto.spec)
-    surf = next(t for t in spec["data"] if t.get("name") == "surface")
-    cd = surf["customdata"]
-    custom = np.frombuffer(base64.b64decode(cd["bdata"]), dtype=cd["dtype"]).reshape(-1, 2)
-    return len(el.proto.spec), spec["layout"]["meta"], custom
+    size, fig, custom = viewer_figure(at)
+    return size, fig["layout"]["meta"], custom
 
 
 def test_maps_page_draws_the_cell_means(maps_page, wholebrain):

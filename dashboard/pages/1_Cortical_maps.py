@@ -9,6 +9,9 @@ import streamlit as st
 from jnecore.dashboard import _state as S
 
 S.page_setup("Cortical maps", ":material/neurology:")
+# a shared link reopens the same view: bundle and ROI first (the sidebar reads them)
+S.url_restore(S.BUNDLE_KEY, "bundle")
+S.url_restore(S.ROI_KEY, "roi")
 bundle = S.sidebar()
 st.title("Cortical maps")
 S.simulated_banner(bundle)
@@ -37,6 +40,8 @@ DEFAULT_CMAP = {"jne": "Plasma", "r2_linear": "Viridis", "r2_nonlinear": "Viridi
                 "jne_ss_stimulus": "Plasma"}
 
 c1, c2, c3, c4 = st.columns([2.2, 1.3, 1.2, 1.2])
+CODE_LABEL = {c: lab for lab, c in METRICS.items()}
+S.url_restore("map_metric", "metric", options=list(CODE_LABEL), convert=CODE_LABEL.get)
 metric_label = c1.selectbox("Map", list(METRICS), key="map_metric")
 metric = METRICS[metric_label]
 value_name = metric_label
@@ -81,19 +86,26 @@ SURFACES = {"inflated": "inflated", "very inflated": "very_inflated", "pial": "p
             "flat (2D flatmap)": "flat"}
 if draw_space in ("fsaverage5", "fsaverage"):
     SURFACES.pop("very inflated")
+SURF_LABEL = {c: lab for lab, c in SURFACES.items()}
+S.url_restore("map_surface", "surface", options=list(SURF_LABEL), convert=SURF_LABEL.get)
 surface = SURFACES[c2.selectbox("Surface", list(SURFACES), key="map_surface", disabled=not can_draw)]
+S.url_restore("map_hemi", "hemi", options=["both", "left", "right"])
 hemi = c3.selectbox("Hemisphere", ["both", "left", "right"], key="map_hemi", disabled=not can_draw)
 from jnecore.plotting import VIEWS, colormaps  # noqa: E402
 
-# with both hemispheres in one scene the medial surfaces face each other: medial views come as the 4-view panels
-VIEW_OPTS = (["4 views (L/R lateral, medial)"] + [w for w in VIEWS if w != "medial"] if hemi == "both"
-             else list(VIEWS))
-# a single scene by default: the 4-view panels send the geometry four times (about 8.6 MB for the sample)
-view = c4.selectbox("View", VIEW_OPTS, key="map_view", disabled=not can_draw or surface == "flat",
-                    index=VIEW_OPTS.index("posterior") if "posterior" in VIEW_OPTS else 0,
-                    help="with both hemispheres, one scene per hemisphere: the medial surfaces face each other "
-                         "in a single scene")
-if view not in VIEWS:
+# one scene by default, its camera presets are buttons in the viewer (no server round trip); with
+# both hemispheres in one scene the medial surfaces face each other: medial views come as the 4-view panels
+LAYOUTS = {"one scene": "one", "4 views (L/R lateral, medial)": "panels"}
+LAYOUT_LABEL = {c: lab for lab, c in LAYOUTS.items()}
+S.url_restore("map_layout", "layout", options=list(LAYOUT_LABEL), convert=LAYOUT_LABEL.get)
+layout = LAYOUTS[c4.selectbox("Layout", list(LAYOUTS), key="map_layout", disabled=not can_draw or surface == "flat",
+                              help="one scene (view presets above the map), or the four views L/R lateral and "
+                                   "medial, one hemisphere per scene")]
+# the preset the viewer opens on: the link's (?view=), else posterior (both hemispheres) / lateral
+url_view = st.query_params.get("view")
+view_opts = [w for w in VIEWS if not (hemi == "both" and w == "medial")]
+view = url_view if url_view in view_opts else ("posterior" if hemi == "both" else "lateral")
+if layout == "panels" and surface != "flat":
     view = "panels"
 
 # ---------------------------------------------------------------------------------------------
@@ -111,8 +123,8 @@ with st.expander("Threshold, colours, background", expanded=True):
     sig_only = d1.checkbox("Significant vertices only", value=sig_reason is None, key=f"map_sig_only_{sig_reason is None}",
                            disabled=sig_reason is not None,
                            help=sig_reason or "vertices whose nonlinear encoder R² passed the bootstrap test (BH-FDR)")
-    threshold = d2.number_input("Hide |value| below", min_value=0.0, value=0.0, step=0.01, format="%.4g",
-                                key="map_threshold")
+    S.url_restore("map_threshold", "threshold", cast=S.nonnegative_float)
+    threshold = d2.number_input("Hide |value| below", min_value=0.0, step=0.01, format="%.4g", key="map_threshold")
     cmap = d3.selectbox("Colour map", ["auto"] + colormaps(), key="map_cmap",
                         help="'auto' picks a map that suits the metric (diverging for differences)")
     manual = d4.checkbox("Manual colour range", value=False, key="map_manual_range")
@@ -215,6 +227,49 @@ def nsd_surface(path, stamp, key, _values, _ijk, shape, transforms_dir):
     return nsd_volume_to_fsaverage(_values, _ijk, shape, transforms_dir)
 
 
+from jnecore.dashboard._viewer import new_click, surface_viewer  # noqa: E402
+
+
+
+def bundle_of(drawn_vertex: int, space: str) -> int:
+    """Bundle vertex (L+R in its space) of a clicked vertex of the drawn mesh (fsaverage: the nested one)."""
+    if space != "fsaverage":
+        return drawn_vertex
+    from jnecore.atlas import space_size
+
+    n7, n5 = space_size("fsaverage"), space_size("fsaverage5")
+    return drawn_vertex if drawn_vertex < n5 else n7 + drawn_vertex - n5
+
+
+def drawn_of(vertex, space: str):
+    """Drawn-mesh vertex of a bundle vertex (None if it is not drawn: fsaverage vertices off fsaverage5)."""
+    if vertex is None or space != "fsaverage":
+        return vertex
+    from jnecore.atlas import fsaverage_vertices_to_fsaverage5
+
+    v5, keep = fsaverage_vertices_to_fsaverage5([vertex])
+    return int(v5[0]) if keep[0] else None
+
+
+def show_map(fig, name, view, marked):
+    """The figure in the browser-side viewer, with its HTML download."""
+    from jnecore.export import figure_html
+
+    surface_viewer(fig, key="surface_map", height=int(fig.layout.height or 640) + 40,
+                   view=None if view == "panels" else view, selected=marked)
+    st.download_button("Download figure (HTML)", data=lambda: figure_html(fig), file_name=f"{S.slug(name)}.html",
+                       mime="text/html", key="dl_html_surface_map", on_click="ignore", icon=":material/download:")
+
+
+# the selected vertex: a click on the map (drawn-mesh index), else the shared selection (or the link's)
+S.url_restore("_url_vertex", "vertex", cast=int)
+if "_url_vertex" in st.session_state:
+    S.select_vertex(bundle, st.session_state.pop("_url_vertex"))
+click = new_click("surface_map") if mesh_space else None
+if click is not None:
+    S.select_vertex(bundle, bundle_of(click, bundle.space))
+selected = S.selected_vertex(bundle)
+
 # the shown rows only, string columns as stored (converting 327,684 strings costs ~0.1 s a column)
 shown_rows = np.isfinite(shown_vals)
 table = (v.loc[shown_rows, ["vertex", "hemi", "roi", "level"]].astype({"hemi": str, "roi": str, "level": str})
@@ -237,7 +292,7 @@ if mesh_space:
         st.error(f"Could not draw the surface map: {type(exc).__name__}: {exc}")
         st.stop()
     fig.update_layout(height=640 if view != "panels" else 720)
-    S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
+    show_map(fig, f"map_{metric}", view, drawn_of(selected, bundle.space))
     if view == "panels":
         def _png(fig=fig):
             import tempfile
@@ -277,7 +332,7 @@ elif volume_nsd or volume_mni:
         st.error(f"Could not draw the volume on the surface: {type(exc).__name__}: {exc}")
         st.stop()
     fig.update_layout(height=640)
-    S.show_figure(fig, f"map_{metric}", key="surface_map", theme=None)
+    show_map(fig, f"map_{metric}", view, None)
     n_cov = int(np.isfinite(surf).sum())
     if volume_nsd:
         from jnecore.atlas._meshes import FSAVERAGE_TO_FSAVERAGE5
@@ -308,6 +363,69 @@ else:
     tmp = v.assign(_value=shown_vals)
     fig = plot_roi_distributions(tmp, "_value", significant_only=False, kind="box", title=f"{value_name} per ROI")
     S.show_figure(fig, f"distribution_{metric}", key="no_mesh_box")
+
+# ---------------------------------------------------------------------------------------------
+# the selected vertex
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def vertex_profile_table(path, stamp, row, gcol):
+    """JNE-SS profile of one bundle row by ``gcol`` (bootstrap CIs over each group's test stimuli)."""
+    from jnecore.vertex_profile import vertex_profile
+
+    b = S.get_bundle(path)
+    col = np.asarray(b.jne_ss[:, row], dtype=np.float64)
+    return vertex_profile(col, b.test_stimuli[gcol].astype(str).to_numpy(), n_boot=2000, ci=0.95, seed=0)
+
+
+if mesh_space:
+    st.subheader("Selected vertex")
+    if selected is None:
+        st.caption("Click a vertex on the map to see its ROI, level, JNE, R² and its JNE-SS profile by category; "
+                   "the selection is kept for the other pages and in the page's link.")
+    else:
+        from jnecore.vertex_profile import vertex_row
+
+        row, rec = vertex_row(v, selected)
+        if rec is None:
+            st.info(f"Vertex {selected} is not modelled in this bundle (no row in its vertices table).")
+        else:
+            def _num(x):
+                return "no data" if x is None or not np.isfinite(float(x)) else f"{float(x):.4g}"
+
+            m1, m2, m3, m4, m5 = st.columns([1, 1.7, 0.9, 0.9, 0.9])
+            m1.metric("Vertex", f"{selected} ({str(rec['hemi'])[:1].upper()})")
+            m2.metric("ROI (level)", f"{rec['roi']} ({rec['level']})")
+            m3.metric("JNE", _num(rec["jne"]))
+            m4.metric("R² linear", _num(rec["r2_linear"]))
+            m5.metric("R² nonlinear", _num(rec["r2_nonlinear"]))
+            st.caption("significant (nonlinear R², BH-FDR): **" + ("yes" if bool(rec["significant"]) else "no") + "**"
+                       + (f" · noise ceiling {_num(rec['noise_ceiling'])} %" if "noise_ceiling" in v else "")
+                       + (" · shown on fsaverage5 at the nested vertex" if bundle.space == "fsaverage" else ""))
+            if groups and len(bundle.test_stimuli):
+                gsel = groups[0] if len(groups) == 1 else st.selectbox("Profile by", groups, key="map_profile_group")
+                prof = vertex_profile_table(path, stamp, row, gsel)
+                if prof["mean"].notna().any():
+                    from jnecore.plotting import plot_vertex_profile
+
+                    S.show_figure(plot_vertex_profile(prof, title=f"JNE-SS of vertex {selected} by {gsel}"),
+                                  f"vertex_{selected}_profile", key="vertex_profile")
+                    S.show_table(prof.rename(columns={"mean": "mean JNE-SS", "lo": "CI low (95%)",
+                                                      "hi": "CI high (95%)"}),
+                                 f"vertex_{selected}_profile", key="vertex_profile_table")
+                else:
+                    st.caption("No JNE-SS for this vertex: JNE-SS is computed on significant vertices only.")
+            b1, b2 = st.columns(2)
+            if b1.button(f"Use its ROI ({rec['roi']}) on every page", key="map_use_vertex_roi"):
+                st.session_state[S.ROI_KEY] = str(rec["roi"])
+                st.rerun()
+        if st.button("Clear the selection", key="map_clear_vertex"):
+            S.select_vertex(bundle, None)
+            st.rerun()
+
+# the page's state in its link (the viewer adds ?view= in the browser)
+S.url_write({"bundle": path, "roi": roi, "metric": metric, "surface": surface, "hemi": hemi, "layout": layout,
+             "threshold": f"{threshold:g}" if threshold else None, "vertex": selected})
 
 # ---------------------------------------------------------------------------------------------
 # exports

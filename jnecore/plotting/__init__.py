@@ -7,9 +7,12 @@ Every function takes nilearn's keyword names where they apply: ``stat_map`` (the
 
 from ._surface import HOVERTEMPLATE, VIEWS, camera_for_view, camera_position, colormaps, hover_label, plot_surface_map
 from ._surface_views import DEFAULT_PANELS, plot_surface_views, save_surface_figure
+from ._surface_stream import decode_payload, join_figure, split_figure, surface_presets
+from ._vertex import plot_vertex_profile
 
 __all__ = ["HOVERTEMPLATE", "VIEWS", "DEFAULT_PANELS", "camera_for_view", "camera_position", "colormaps",
-           "hover_label", "plot_surface_map", "plot_surface_views", "save_surface_figure"]
+           "hover_label", "plot_surface_map", "plot_surface_views", "save_surface_figure", "decode_payload",
+           "join_figure", "split_figure", "surface_presets", "plot_vertex_profile"]
 
 # ROI, selectivity, performance, simulation and comparison figures (dashboard pages)
 from ._roi import (LEVEL_COLORS, METRIC_LABELS, level_color, plot_level_bars, plot_r2_scatter, plot_roi_bars,

@@ -9,7 +9,8 @@ Design
   fsaverage5; the drawn sub-mesh (flat maps lose the vertices cut from the patch);
 - colour mapping (``_surface_colors``): values, ``threshold``, ``vmin`` / ``vmax``, ``cmap`` and
   the sulcal background to one uint8 code per vertex;
-- outlines (``_surface_outlines``): ROI boundary vertices as points;
+- outlines (``_surface_outlines``): continuous lines between parcels (boundary-edge midpoints
+  chained into polylines);
 - figure assembly (``_surface_figure``, hover in ``_surface_hover``): traces, camera, layout.
 
 One ``go.Mesh3d`` (trace "surface") carries both the data and the grey sulcal background. Its
@@ -124,7 +125,7 @@ def plot_surface_map(stat_map, *, surf_mesh: str = "inflated", space: str = "fsL
         up in the atlas labels, then in the hover "roi" column (so NSD ROI names of a bundle work
         on fsLR32k too); an unknown name draws nothing and warns.
     outline_rois : bool or list of str
-        Boundary vertices of ROIs drawn as points (trace "outline"). True: the ROIs that contain
+        ROI boundaries drawn as continuous lines (trace "outline"). True: the ROIs that contain
         a shown vertex (or, with nothing shown, the ROIs of the hierarchy tables); a list: those.
     hover : dict of arrays or DataFrame, (n_rows, n_columns), optional
         Extra hover columns, aligned with ``vertices`` (or with the mesh vertices when
@@ -146,7 +147,8 @@ def plot_surface_map(stat_map, *, surf_mesh: str = "inflated", space: str = "fsL
         three vertices are shown, lifted 0.15 mm; absent when nothing is shown; ``intensity`` the
         values, ``customdata`` and ``text`` as the surface's for its vertices), and on "surface" ``customdata`` (n_drawn, 2) = [vertex index in the L+R mesh,
         value], ``text`` (n_drawn,) = hover text), "colorbar", and optionally "outline" and
-        "highlight" (Scatter3d; their ``customdata`` (n_points,) = vertex indices).
+        "highlight" (Scatter3d lines, NaN between paths; their ``customdata`` (n_points,) = the vertex
+        on the ROI's side of each point's edge, -1 at the breaks).
         ``fig.layout.meta`` records space, surface, hemi, view, vmin, vmax, threshold,
         value_name, the number of shown vertices and cmap.
     """

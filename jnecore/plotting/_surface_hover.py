@@ -2,8 +2,9 @@
 
 ``customdata`` is an (n_drawn, 2) float32 array of [vertex index in the concatenated L+R mesh, raw
 value] (a click event returns it too; NaN = no data; values below ``threshold`` keep their value).
-``text`` is "ROI (level)" plus the ``hover`` columns on shown vertices and the bare ROI name on
-background vertices, so only shown vertices carry long strings; :data:`HOVERTEMPLATE` joins them.
+``text`` is "ROI (level)" on every drawn vertex (the same whatever is shown, so a viewer can keep
+it per mesh), plus the ``hover`` columns on shown vertices; :data:`HOVERTEMPLATE` joins them. No
+hover ever prints "nan": a vertex without a value says "no data".
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def hover_customdata(data, keep) -> np.ndarray:
 
 
 def hover_text(data, shown, keep) -> np.ndarray:
-    """Hover text of each drawn vertex: "ROI (level)" + hover columns if shown, else the ROI name.
+    """Hover text of each drawn vertex: "ROI (level)", + the hover columns if shown.
 
     Parameters
     ----------
@@ -66,22 +67,19 @@ def hover_text(data, shown, keep) -> np.ndarray:
         extra_cols = [c for c in hover_df.columns if c not in ("roi", "level", "vertex")]
     vert_roi = data.labels if data.labels is not None else np.full(data.mesh.n_vertices, "", dtype=object)
     shown_k = shown[keep]
-    text = np.asarray(vert_roi[keep], dtype=object).copy()
-    idx = keep[shown_k]
-    rows = row_of[idx]
+    rows = row_of[keep]
     has = rows >= 0
-    rois = vert_roi[idx].copy()
+    rois = np.asarray(vert_roi[keep], dtype=object).copy()
     if roi_col is not None:
         rois[has] = roi_col[rows[has]]
     levels = np.asarray(roi_level(rois) if len(rois) else np.array([], dtype=str), dtype=object)
     if level_col is not None:
         levels[has] = level_col[rows[has]]
     rois = np.asarray(rois, dtype=str)
-    parts = np.where(rois != "", np.char.add(np.char.add(rois, " ("), np.char.add(levels.astype(str), ")")), "")
+    text = np.where(rois != "", np.char.add(np.char.add(rois, " ("), np.char.add(levels.astype(str), ")")), "")
     for c in extra_cols:
         col = np.array([f"<br>{c}: {_fmt(x)}" for x in hover_df[c].to_numpy()], dtype=str)
-        parts = np.char.add(parts, np.where(has, col[np.maximum(rows, 0)], ""))
-    text[np.flatnonzero(shown_k)] = parts
+        text = np.char.add(text, np.where(has & shown_k, col[np.maximum(rows, 0)], ""))
     return np.asarray(text, dtype=str)
 
 
