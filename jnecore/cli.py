@@ -121,7 +121,8 @@ def _cmd_info(a):
     lines = [f"bundle   {b.path}"]
     if m.get("label"):
         lines.append(f"note     {' '.join(str(m['label']).split())}")
-    lines.append(f"schema   {m.get('schema_version')}  jnecore {m.get('jnecore_version')}  created {m.get('created')}")
+    known = lambda key: m.get(key) if m.get(key) is not None else "unknown"  # noqa: E731 (a field ignored as damaged)
+    lines.append(f"schema   {known('schema_version')}  jnecore {known('jnecore_version')}  created {known('created')}")
     lines.append(f"space    {b.space}   device {m.get('device', {}).get('type', '?')}")
     counts = m.get("counts", {})
     lines.append(f"stimuli  {len(b.stimuli)} (test {len(b.test_stimuli)})   vertices {len(v)} "

@@ -9,6 +9,7 @@ Skipped when /usr/bin/chromium is missing, unless CI=true (then it fails: .ci/ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -77,16 +78,14 @@ def _wait_healthy(url: str, proc, timeout: float = 90.0):
     raise TimeoutError(f"the dashboard did not answer on {url} within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    _need_chromium()
-    folder = bundle_folder(tmp_path_factory)
+@contextlib.contextmanager
+def serve(folder, logdir):
+    """``jne dashboard FOLDER`` on a free port, headless; yields its URL, stops it (SIGTERM, then SIGKILL)."""
     port = _free_port()
     jne = shutil.which("jne") or None
     cmd = [jne] if jne else [sys.executable, "-m", "jnecore.cli"]
     cmd += ["dashboard", str(folder), "--port", str(port), "--headless"]
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    fh = open(log, "w")
+    fh = open(Path(logdir) / "server.log", "w")
     proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     url = f"http://localhost:{port}"
     try:
@@ -102,6 +101,13 @@ def server(tmp_path_factory):
             except ProcessLookupError:
                 pass
         fh.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _need_chromium()
+    with serve(bundle_folder(tmp_path_factory), tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

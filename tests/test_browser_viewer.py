@@ -10,18 +10,13 @@ Skipped when /usr/bin/chromium or playwright is missing, unless CI=true (then it
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from test_browser import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _free_port, _need_chromium, _screenshot, _wait_healthy,
-                          _wait_idle)
+from test_browser import ARTIFACTS, _need_chromium, _screenshot, _wait_idle, browser, serve  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -35,38 +30,8 @@ def server(tmp_path_factory):
     _need_chromium()
     if not (SAMPLE / "sample" / "manifest.json").exists():
         pytest.skip("sample_data/sample is not in this checkout")
-    port = _free_port()
-    cmd = [sys.executable, "-m", "jnecore.cli", "dashboard", str(SAMPLE), "--port", str(port), "--headless"]
-    log = tmp_path_factory.mktemp("viewer_server") / "server.log"
-    fh = open(log, "w")
-    proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
-    url = f"http://localhost:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with serve(SAMPLE, tmp_path_factory.mktemp("viewer_server")) as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        fh.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Frames:

@@ -132,6 +132,16 @@ def test_folder_of_bundles_without_study_json(planted, tmp_path):
     assert S.find_studies(planted.parent) == [(str(planted.resolve()), None)]
 
 
+def test_a_damaged_cell_is_skipped_with_a_warning(planted, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(planted / "cells", bare)
+    bad = bare / SUBJECTS[0] / LAYERS[1] / "default" / "manifest.json"
+    bad.write_text("[" * 100_000)
+    st = S.load_study(bare)
+    assert len(st.done) == 8
+    assert len(st.warnings) == 1 and str(bad.parent) in st.warnings[0] and "damaged" in st.warnings[0]
+
+
 def test_no_study_is_one_clear_error(tmp_path):
     from jnecore.validation import InputError
 

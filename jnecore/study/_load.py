@@ -118,7 +118,10 @@ def _from_bundles(path: Path, name: str | None) -> Study:
     rows, warnings, names = [], [], {}
     for b in find_bundles(path, max_depth=MAX_DEPTH):
         man = _read_manifest(b)
-        meta = _meta(man or {})
+        if man is None:
+            warnings.append(f"{b}: its manifest.json is damaged (check it with `jne info`); skipped")
+            continue
+        meta = _meta(man)
         if meta is None:
             continue
         sname = str(meta.get("name") or "")
