@@ -39,15 +39,33 @@ def _component():
     js = _plotly_js()
     tag = hashlib.sha1(html + str(js.stat().st_size).encode() + str(js.stat().st_mtime_ns).encode()).hexdigest()[:12]
     folder = Path(tempfile.gettempdir()) / f"jne-viewer-{os.getuid()}-{tag}"
-    if not (folder / "index.html").exists():
-        tmp = Path(tempfile.mkdtemp(prefix="jne-viewer-", dir=tempfile.gettempdir()))
+    if not _own_private(folder):
+        tmp = Path(tempfile.mkdtemp(prefix="jne-viewer-", dir=tempfile.gettempdir()))  # mode 0700
         shutil.copyfile(js, tmp / "plotly.min.js")
         (tmp / "index.html").write_bytes(html)
         try:
-            os.replace(tmp, folder)
-        except OSError:  # another process made it first
-            shutil.rmtree(tmp, ignore_errors=True)
+            os.rename(tmp, folder)
+        except OSError:  # another process made it first (ours, if _own_private says so), or a stranger's
+            if _own_private(folder):
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                folder = tmp
     return components.declare_component("jne_surface_viewer", path=str(folder))
+
+
+def _own_private(folder: Path) -> bool:
+    """True when ``folder`` holds the viewer and only this user can have written it (a shared /tmp
+    must not let another user plant the page the browser runs)."""
+    import stat
+
+    try:
+        st_ = os.lstat(folder)
+        files = [os.lstat(folder / n) for n in ("index.html", "plotly.min.js")]
+    except OSError:
+        return False
+    return all(stat.S_ISDIR(st_.st_mode) if i == 0 else stat.S_ISREG(x.st_mode)
+               for i, x in enumerate([st_, *files])) and \
+        all(x.st_uid == os.getuid() and not x.st_mode & 0o022 for x in [st_, *files])
 
 
 def new_click(key: str):

@@ -157,3 +157,26 @@ def test_manifest_text_is_never_rendered(tmp_path, monkeypatch):
             body = t[t.index("x\\]"):]  # from the manifest's text on
             assert not re.search(r"(?<!\\)[\[\]()<>!*]", body), body  # every mark escaped
             assert "\\<img" in body and "\\*\\*bold\\*\\*" in body
+
+
+def test_viewer_folder_planted_by_another_user_is_not_served(tmp_path):
+    """The viewer's page is copied into a folder under the temp dir: only a folder this user made,
+    that nobody else can write, is reused (a stranger's or a world-writable one is not)."""
+    from jnecore.dashboard import _viewer
+
+    good = tmp_path / "good"
+    good.mkdir(mode=0o700)
+    for name in ("index.html", "plotly.min.js"):
+        (good / name).write_text("x")
+        (good / name).chmod(0o644)
+    assert _viewer._own_private(good)
+    (good / "index.html").chmod(0o666)  # anyone could have rewritten the page
+    assert not _viewer._own_private(good)
+    (good / "index.html").chmod(0o644)
+    good.chmod(0o777)
+    assert not _viewer._own_private(good)
+    good.chmod(0o700)
+    (good / "plotly.min.js").unlink()
+    (good / "plotly.min.js").symlink_to(tmp_path / "elsewhere.js")
+    assert not _viewer._own_private(good)
+    assert not _viewer._own_private(tmp_path / "missing")
