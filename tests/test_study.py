@@ -152,7 +152,7 @@ def test_no_study_is_one_clear_error(tmp_path):
         S.load_study(tmp_path / "nothing")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "study.json").write_text("{nope")
-    with pytest.raises(InputError, match="study.json: is not readable JSON"):
+    with pytest.raises(InputError, match="study.json: is not valid JSON"):
         S.load_study(tmp_path / "bad")
 
 
