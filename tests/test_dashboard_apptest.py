@@ -165,7 +165,7 @@ def test_maps_metric_surface_and_roi(folder, roots):
     assert panels["presets"] == {}  # each panel keeps its own camera
     at.selectbox(key="map_layout").select("one scene").run()
     # JNE has no significance filter of its own (computed on significant vertices only): disabled
-    assert at.checkbox(key="map_sig_only_False").disabled
+    assert at.checkbox(key="map_sig_only_na").disabled
     # the threshold hides vertices but never changes the colour range
     at.number_input(key="map_threshold").set_value(0.8).run()
     m_thr = figures(at)["surface_map"]["layout"]["meta"]
@@ -177,9 +177,15 @@ def test_maps_metric_surface_and_roi(folder, roots):
     meta = figures(at)["surface_map"]["layout"]["meta"]
     assert meta["value_name"] == "R² nonlin" and meta["cmap"] == "Viridis"
 
-    at.checkbox(key="map_sig_only_True").uncheck().run()
+    at.checkbox(key="map_sig_only").uncheck().run()
     meta2 = figures(at)["surface_map"]["layout"]["meta"]
     assert meta2["n_shown"] > n_jne  # non-significant vertices now shown too
+    # the choice survives a metric without the filter (JNE) and back
+    at.selectbox(key="map_metric").select("JNE").run()
+    assert at.checkbox(key="map_sig_only_na").disabled
+    at.selectbox(key="map_metric").select("R² nonlinear").run()
+    assert at.checkbox(key="map_sig_only").value is False
+    assert figures(at)["surface_map"]["layout"]["meta"]["n_shown"] == meta2["n_shown"]
 
     at.selectbox(key="map_surface").select("flat (2D flatmap)").run()
     at.selectbox(key="map_hemi").select("left").run()

@@ -784,7 +784,7 @@ def test_volume_bundle_is_drawn_through_the_nsd_transforms(nsd, tmp_path, monkey
     at = AppTest.from_file(str(page), default_timeout=180)
     at.run()
     at.selectbox(key="map_metric").select("R² nonlinear").run()
-    at.checkbox(key="map_sig_only_True").uncheck().run()
+    at.checkbox(key="map_sig_only").uncheck().run()
     assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
     from _viewer import viewer_figure
 

@@ -120,9 +120,15 @@ with st.expander("Threshold, colours, background", expanded=True):
                 "true_nonlinearity": "the planted truth of a simulation has no significance test",
                 "noise_ceiling": "the noise ceiling has no significance test"}
     sig_reason = SIG_NONE.get(metric)
-    sig_only = d1.checkbox("Significant vertices only", value=sig_reason is None, key=f"map_sig_only_{sig_reason is None}",
-                           disabled=sig_reason is not None,
-                           help=sig_reason or "vertices whose nonlinear encoder R² passed the bootstrap test (BH-FDR)")
+    if sig_reason is None:  # the user's choice outlives the metrics that have no filter (a widget not drawn forgets)
+        sig_only = d1.checkbox("Significant vertices only", value=st.session_state.get("map_sig_only_choice", True),
+                               key="map_sig_only", help="vertices whose nonlinear encoder R² passed the bootstrap "
+                                                        "test (BH-FDR)",
+                               on_change=lambda: st.session_state.update(
+                                   map_sig_only_choice=st.session_state["map_sig_only"]))
+    else:
+        sig_only = d1.checkbox("Significant vertices only", value=False, key="map_sig_only_na", disabled=True,
+                               help=sig_reason)
     S.url_restore("map_threshold", "threshold", cast=S.nonnegative_float)
     threshold = d2.number_input("Hide |value| below", min_value=0.0, step=0.01, format="%.4g", key="map_threshold")
     cmap = d3.selectbox("Colour map", ["auto"] + colormaps(), key="map_cmap",
