@@ -123,13 +123,18 @@ def _free_port():
 
 
 class Server:
-    def __init__(self, roots):
+    """``streamlit run CODE/dashboard/app.py`` on ``roots`` (default: this checkout; ``pythonpath``: the
+    server's PYTHONPATH, e.g. another checkout's export for a before/after run)."""
+
+    def __init__(self, roots, code: Path = REPO, pythonpath: str | None = None):
         self.port = _free_port()
         env = dict(os.environ, JNE_BUNDLE_ROOTS=roots)
-        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port",
+        if pythonpath is not None:
+            env["PYTHONPATH"] = pythonpath
+        cmd = [sys.executable, "-m", "streamlit", "run", str(Path(code) / "dashboard" / "app.py"), "--server.port",
                str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, cwd=str(code))
         self.url = f"http://localhost:{self.port}"
         t0 = time.time()
         while time.time() - t0 < 120:

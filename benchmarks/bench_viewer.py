@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from bench_dashboard import Server  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
@@ -44,41 +42,6 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 VIEWER = 'iframe[title*="jne_surface_viewer"]'
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, code: Path, roots: str, pythonpath: str | None = None):
-        self.port = _free_port()
-        env = dict(os.environ, JNE_BUNDLE_ROOTS=roots)
-        if pythonpath is not None:
-            env["PYTHONPATH"] = pythonpath
-        cmd = [sys.executable, "-m", "streamlit", "run", str(Path(code) / "dashboard" / "app.py"), "--server.port",
-               str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True, cwd=str(code))
-        self.url = f"http://localhost:{self.port}"
-        t0 = time.time()
-        while time.time() - t0 < 120:
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError("server did not start")
-
-    def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 class Frames:
@@ -154,7 +117,7 @@ def bench(code: Path, roots: str, repeats: int, pythonpath: str | None = None) -
 
     out = {"first_render_s": [], "first_bytes": [], "widget_s": [], "widget_bytes": [], "camera_s": [],
            "camera_frames": [], "camera_bytes": []}
-    srv = Server(code, roots, pythonpath)
+    srv = Server(roots, code, pythonpath)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

@@ -10,13 +10,13 @@ Skipped when /usr/bin/chromium or playwright is missing, unless CI=true (then it
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from test_browser import ARTIFACTS, _need_chromium, _screenshot, _wait_idle, browser, serve  # noqa: F401 (fixture)
+from test_browser import (ARTIFACTS, _need_chromium, _screenshot, _viewer_frame, _wait_idle,  # noqa: F401
+                          browser, serve)  # browser: a fixture
 
 pytestmark = pytest.mark.browser
 
@@ -48,19 +48,6 @@ class Frames:
 
     def count(self):
         return len(self.sent), len(self.received)
-
-
-def _viewer(page, timeout=120_000):
-    """The viewer's frame once it has drawn a figure."""
-    page.wait_for_selector(VIEWER, timeout=timeout, state="attached")
-    t0 = time.time()
-    while time.time() - t0 < timeout / 1000:
-        frames = [f for f in page.frames if "jne_surface_viewer" in f.url]
-        if frames:
-            frames[0].wait_for_selector("body[data-rendered]", timeout=timeout, state="attached")
-            return frames[0]
-        page.wait_for_timeout(100)
-    raise TimeoutError("no viewer frame")
 
 
 def _eye(frame):
@@ -108,7 +95,7 @@ def test_viewer_presets_rotation_click_and_link(server, browser):
     frames = Frames(page)
     try:
         page.goto(f"{server}/Cortical_maps", wait_until="domcontentloaded", timeout=60_000)
-        frame = _viewer(page)
+        frame = _viewer_frame(page, timeout_ms=120_000)
         _wait_idle(page)
         page.wait_for_timeout(1500)
         assert _query(page).get("view") == "posterior"  # the default preset, written into the link
@@ -169,7 +156,7 @@ def test_viewer_presets_rotation_click_and_link(server, browser):
         other = browser.new_page(viewport={"width": 1400, "height": 1300})
         try:
             other.goto(link, wait_until="domcontentloaded", timeout=60_000)
-            f2 = _viewer(other)
+            f2 = _viewer_frame(other, timeout_ms=120_000)
             _wait_idle(other)
             other.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
             other.wait_for_timeout(1000)

@@ -25,7 +25,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from ._hierarchy import LEVELS, roi_level, strip_hemi
+from ._hierarchy import LEVELS, roi_level, strip_hemi, text_table, unique_rois
 
 __all__ = ["ROI_SETS", "FUNCTIONAL_ENV", "functional_table", "functional_names", "apply_roi_set", "roi_set_order"]
 
@@ -42,21 +42,11 @@ def _read(path: str, mtime: float) -> pd.DataFrame:
 
 
 def _validate(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    df = df.copy()
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = {"roi", "functional"} - set(df.columns)
-    if missing:
-        raise ValueError(f"functional ROI table {source!r} lacks the column(s) {sorted(missing)}; expected at "
-                         f"least 'roi' and 'functional' (optional: level, caveat, reference)")
-    for col in _COLUMNS:
-        if col not in df.columns:
-            df[col] = ""
-        df[col] = df[col].fillna("").astype(str).str.strip()
+    kind = "functional ROI table"
+    df = text_table(df, kind=kind, source=source, columns=_COLUMNS, required=("roi", "functional"))
     if (df["roi"] == "").any() or (df["functional"] == "").any():
         raise ValueError(f"functional ROI table {source!r}: empty roi or functional name")
-    dup = df["roi"][df["roi"].duplicated()].unique()
-    if len(dup):
-        raise ValueError(f"functional ROI table {source!r}: duplicated roi(s) {list(dup)}")
+    df = unique_rois(df, kind=kind, source=source, columns=_COLUMNS)
     df["level"] = df["level"].str.lower()
     blank = df["level"] == ""
     df.loc[blank, "level"] = roi_level(df.loc[blank, "roi"].tolist()) if blank.any() else []
@@ -67,8 +57,7 @@ def _validate(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if (clash > 1).any():
         raise ValueError(f"functional ROI table {source!r}: functional name(s) {list(clash[clash > 1].index)} "
                          f"have more than one level")
-    extra = [c for c in df.columns if c not in _COLUMNS]
-    return df[list(_COLUMNS) + extra].reset_index(drop=True)
+    return df
 
 
 def functional_table(source=None) -> pd.DataFrame:

@@ -43,29 +43,42 @@ def _read_table(path: str, mtime: float) -> pd.DataFrame:
     return _validate(df, source=path)
 
 
-def _validate(df: pd.DataFrame, source="table") -> pd.DataFrame:
+def text_table(df: pd.DataFrame, *, kind: str, source, columns: tuple, required: tuple) -> pd.DataFrame:
+    """A copy of an ROI table (a hierarchy or functional-name CSV) with stripped headers and every
+    one of ``columns`` present as stripped text ("" when absent); ValueError naming ``kind`` and
+    ``source`` when a ``required`` column is missing."""
     df = df.copy()
     df.columns = [str(c).strip() for c in df.columns]
-    missing = {"roi", "level"} - set(df.columns)
+    missing = set(required) - set(df.columns)
     if missing:
-        raise ValueError(f"hierarchy table {source!r} lacks the column(s) {sorted(missing)}; "
-                         f"expected at least 'roi' and 'level' (optional: region, functional_analogue, comment)")
-    for col in _COLUMNS:
+        optional = ", ".join(c for c in columns if c not in required)
+        raise ValueError(f"{kind} {source!r} lacks the column(s) {sorted(missing)}; "
+                         f"expected at least {' and '.join(repr(c) for c in required)} (optional: {optional})")
+    for col in columns:
         if col not in df.columns:
             df[col] = ""
-    for col in _COLUMNS:
         df[col] = df[col].fillna("").astype(str).str.strip()
+    return df
+
+
+def unique_rois(df: pd.DataFrame, *, kind: str, source, columns: tuple) -> pd.DataFrame:
+    """``df`` with ``columns`` first (other columns kept after them); ValueError when an roi repeats."""
+    dup = df["roi"][df["roi"].duplicated()].unique()
+    if len(dup):
+        raise ValueError(f"{kind} {source!r}: duplicated roi(s) {list(dup)}")
+    extra = [c for c in df.columns if c not in columns]
+    return df[list(columns) + extra].reset_index(drop=True)
+
+
+def _validate(df: pd.DataFrame, source="table") -> pd.DataFrame:
+    df = text_table(df, kind="hierarchy table", source=source, columns=_COLUMNS, required=("roi", "level"))
     df["level"] = df["level"].str.lower()
     bad = sorted(set(df["level"]) - set(LEVELS))
     if bad:
         raise ValueError(f"hierarchy table {source!r}: unknown level(s) {bad}; allowed: {LEVELS}")
     if (df["roi"] == "").any():
         raise ValueError(f"hierarchy table {source!r}: empty roi name")
-    dup = df["roi"][df["roi"].duplicated()].unique()
-    if len(dup):
-        raise ValueError(f"hierarchy table {source!r}: duplicated roi(s) {list(dup)}")
-    extra = [c for c in df.columns if c not in _COLUMNS]
-    return df[list(_COLUMNS) + extra].reset_index(drop=True)
+    return unique_rois(df, kind="hierarchy table", source=source, columns=_COLUMNS)
 
 
 def hierarchy_table(source="mmp") -> pd.DataFrame:
