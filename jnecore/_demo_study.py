@@ -276,6 +276,12 @@ def build_demo_study(out, *, small: bool = False, seed: int = 0, device: str = "
     from .sweep import run_sweep
     from .validation import InputError
 
+    from .analysis import JNEAnalysis
+
+    # the options first, with the rules `jne run` and `jne sweep` apply: nothing is written for a bad one
+    if jobs < 1:
+        raise InputError("--jobs", f"must be an integer >= 1, got {jobs}")
+    JNEAnalysis(device=device, seed=seed).check_params()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:

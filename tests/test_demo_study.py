@@ -117,3 +117,13 @@ def test_study_page_recovers_the_planted_layer_trend(study, monkeypatch):
     for lv in LEVELS:
         assert peaks.loc[lv, "mean"] == PEAK_LAYER[lv]
         assert all(peaks.loc[lv, s] == PEAK_LAYER[lv] for s in subjects)
+
+
+@pytest.mark.parametrize("args,flag", [(["--jobs", "0"], "--jobs"), (["--seed", "-1"], "--seed"),
+                                       (["--device", "quantum"], "--device"), (["--device", "meta"], "--device")])
+def test_bad_options_write_nothing(tmp_path, capsys, args, flag):
+    out = tmp_path / "study"
+    assert main(["demo", "--study", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag}: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
