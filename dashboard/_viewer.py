@@ -4,20 +4,16 @@ Why a component and not ``st.plotly_chart``: a chart re-sends its whole figure (
 ~4 MB for fs_LR 32k) on every change, its camera lives in the server's figure, and a click on a 3D
 mesh returns nothing. The component (``viewer/index.html``, no build step) keeps every array it was
 sent under a content id, so the server sends a mesh once and then only per-vertex values
-(:func:`jnecore.plotting.split_figure`); view presets and camera moves are handled by plotly.js in
-the browser with no message to the server; a click on a vertex returns ``{"vertex": id}``.
+(:func:`jnecore.plotting.split_figure`); view presets and camera moves are handled by the page's
+own WebGL drawing in the browser with no message to the server; a click on a vertex returns ``{"vertex": id}``.
 
-plotly.js comes from the installed plotly package: it is copied with index.html into a folder
-Streamlit serves (Streamlit refuses symlinks out of a component folder), so nothing is fetched from
-outside the machine.
+The page is a single file with no library: Streamlit serves it from this folder, and nothing is
+fetched from outside the machine (a plotly.js of 4.8 MB, parsed in every new tab, and plotly's
+gl3d scenes were most of the first render's time).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -25,47 +21,11 @@ import streamlit as st
 HERE = Path(__file__).resolve().parent / "viewer"
 
 
-def _plotly_js() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
-
-
 @st.cache_resource(show_spinner=False)
 def _component():
     import streamlit.components.v1 as components
 
-    html = (HERE / "index.html").read_bytes()
-    js = _plotly_js()
-    tag = hashlib.sha1(html + str(js.stat().st_size).encode() + str(js.stat().st_mtime_ns).encode()).hexdigest()[:12]
-    folder = Path(tempfile.gettempdir()) / f"jne-viewer-{os.getuid()}-{tag}"
-    if not _own_private(folder):
-        tmp = Path(tempfile.mkdtemp(prefix="jne-viewer-", dir=tempfile.gettempdir()))  # mode 0700
-        shutil.copyfile(js, tmp / "plotly.min.js")
-        (tmp / "index.html").write_bytes(html)
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process made it first (ours, if _own_private says so), or a stranger's
-            if _own_private(folder):
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                folder = tmp
-    return components.declare_component("jne_surface_viewer", path=str(folder))
-
-
-def _own_private(folder: Path) -> bool:
-    """True when ``folder`` holds the viewer and only this user can have written it (a shared /tmp
-    must not let another user plant the page the browser runs)."""
-    import stat
-
-    try:
-        st_ = os.lstat(folder)
-        files = [os.lstat(folder / n) for n in ("index.html", "plotly.min.js")]
-    except OSError:
-        return False
-    return all(stat.S_ISDIR(st_.st_mode) if i == 0 else stat.S_ISREG(x.st_mode)
-               for i, x in enumerate([st_, *files])) and \
-        all(x.st_uid == os.getuid() and not x.st_mode & 0o022 for x in [st_, *files])
+    return components.declare_component("jne_surface_viewer", path=str(HERE))
 
 
 def new_click(key: str):

@@ -202,10 +202,8 @@ def test_widget_change_rerenders_map(server, browser):
         box.click()
         page.get_by_role("option", name="R² nonlinear", exact=True).click()
         t0 = time.perf_counter()
-        frame.wait_for_function(
-            "() => { const p = document.getElementById('plot');"
-            " return p && p.layout && p.layout.title && (p.layout.title.text || '').includes('R² nonlin'); }",
-            timeout=30_000)
+        frame.wait_for_function("() => window.jneViewer.title().includes('R² nonlin') && window.jneViewer.draws() > 0",
+                                timeout=30_000)
         dt = time.perf_counter() - t0
         _wait_idle(page)
         _check_no_errors(page, "Cortical_maps after metric change")

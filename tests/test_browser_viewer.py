@@ -51,9 +51,8 @@ class Frames:
 
 
 def _eye(frame):
-    """The scene's live camera eye (plotly's WebGL scene, not only the layout's record)."""
-    return frame.evaluate("() => { const sc = document.getElementById('plot')._fullLayout.scene;"
-                          " const e = (sc._scene && sc._scene.getCamera) ? sc._scene.getCamera().eye : sc.camera.eye;"
+    """The scene's live camera eye (the viewer's own, not the figure's record)."""
+    return frame.evaluate("() => { const e = window.jneViewer.camera('scene').eye;"
                           " return [e.x, e.y, e.z].map(v => Math.round(v * 1e6) / 1e6); }")
 
 
@@ -70,7 +69,7 @@ def _metrics(page) -> dict:
 
 
 def _click_vertex(page, frame, fx, fy):
-    """Hover a point of the viewer (fractions of its plot area) until plotly shows a hover label, then click."""
+    """Hover a point of the viewer (fractions of its plot area) until it picks a vertex there, then click."""
     plot = frame.locator("#plot").bounding_box()  # in the page's coordinates
     x, y = plot["x"] + plot["width"] * fx, plot["y"] + plot["height"] * fy
     for dx in (0, 3, -3, 6):
@@ -144,7 +143,7 @@ def test_viewer_presets_rotation_click_and_link(server, browser):
         assert m["R² nonlinear"] == fmt(row["r2_nonlinear"])
         if np.isfinite(row["jne"]):  # significant: the JNE-SS profile by category is drawn
             page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        assert frame.evaluate("() => document.getElementById('plot').data.some(t => t.name === 'selected')")
+        assert frame.evaluate("() => window.jneViewer.marked()")
         _screenshot(page, "viewer_selected_vertex")
 
         # the link, opened in a new tab, gives the same view
@@ -164,7 +163,7 @@ def test_viewer_presets_rotation_click_and_link(server, browser):
             assert eye2[2] < -1.0 and abs(eye2[0]) < 1e-6  # ventral: from below
             assert _metrics(other)["Vertex"] == m["Vertex"]
             assert _query(other)["view"] == "ventral" and _query(other)["vertex"] == str(vertex)
-            assert f2.evaluate("() => document.getElementById('plot').data.some(t => t.name === 'selected')")
+            assert f2.evaluate("() => window.jneViewer.marked()")
             _screenshot(other, "viewer_reopened_link")
         finally:
             other.close()

@@ -159,24 +159,17 @@ def test_manifest_text_is_never_rendered(tmp_path, monkeypatch):
             assert "\\<img" in body and "\\*\\*bold\\*\\*" in body
 
 
-def test_viewer_folder_planted_by_another_user_is_not_served(tmp_path):
-    """The viewer's page is copied into a folder under the temp dir: only a folder this user made,
-    that nobody else can write, is reused (a stranger's or a world-writable one is not)."""
+def test_viewer_is_one_page_that_fetches_nothing():
+    """The surface viewer is served from the package's own folder (nothing copied to a shared temp
+    dir, where another user could plant a page) and is one HTML file that loads nothing: no script,
+    style, image or font from a URL, and no fetch or XMLHttpRequest."""
+    import re
+
     from jnecore.dashboard import _viewer
 
-    good = tmp_path / "good"
-    good.mkdir(mode=0o700)
-    for name in ("index.html", "plotly.min.js"):
-        (good / name).write_text("x")
-        (good / name).chmod(0o644)
-    assert _viewer._own_private(good)
-    (good / "index.html").chmod(0o666)  # anyone could have rewritten the page
-    assert not _viewer._own_private(good)
-    (good / "index.html").chmod(0o644)
-    good.chmod(0o777)
-    assert not _viewer._own_private(good)
-    good.chmod(0o700)
-    (good / "plotly.min.js").unlink()
-    (good / "plotly.min.js").symlink_to(tmp_path / "elsewhere.js")
-    assert not _viewer._own_private(good)
-    assert not _viewer._own_private(tmp_path / "missing")
+    folder = _viewer.HERE
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html"]
+    html = (folder / "index.html").read_text()
+    assert not re.search(r"<(script|link|img|iframe)[^>]*(src|href)\s*=", html, re.I), "loads a file"
+    assert not re.search(r"\b(fetch|XMLHttpRequest|importScripts|WebSocket)\s*\(", html)
+    assert not re.search(r"url\(|@import|https?://", html), "refers to a URL"

@@ -67,8 +67,11 @@ def camera_for_view(view: str | dict = "lateral", hemi: str = "both", flat: bool
 def camera_position(camera: dict, coords) -> np.ndarray:
     """Where a plotly camera sits in the mesh's own coordinates (mm), for ``aspectmode="data"`` scenes.
 
-    Plotly scales the data so that the longest bounding-box side spans 2 scene units around the
-    box centre; the eye is in those units.
+    As plotly.js's gl3d scene does it: with ``aspectmode="data"`` each axis's aspect ratio is its
+    data range over the geometric mean G of the three ranges, and each axis's range is padded by
+    1/32 of it at both ends, so a length L of data is L / (1.0625 G) scene units. The eye is in
+    those units, relative to the bounding-box centre. The surface viewer
+    (dashboard/viewer/index.html) draws with the same scale.
 
     Parameters
     ----------
@@ -83,9 +86,25 @@ def camera_position(camera: dict, coords) -> np.ndarray:
     """
     coords = np.asarray(coords, dtype=float)
     lo, hi = coords.min(axis=0), coords.max(axis=0)
-    half = float(np.max(hi - lo)) / 2 or 1.0
-    eye = np.array([camera["eye"][k] for k in "xyz"], dtype=float)
-    return (lo + hi) / 2 + eye * half
+    return (lo + hi) / 2 + np.array([camera["eye"][k] for k in "xyz"], dtype=float) * scene_unit(coords)
+
+
+def scene_unit(coords) -> float:
+    """Millimetres per plotly scene unit of an ``aspectmode="data"`` scene (see :func:`camera_position`).
+
+    Parameters
+    ----------
+    coords : ndarray of float, (n_points, 3)
+
+    Returns
+    -------
+    unit : float
+        1.0625 times the geometric mean of the three bounding-box sides (a flat side counts as 1).
+    """
+    coords = np.asarray(coords, dtype=float)
+    sides = coords.max(axis=0) - coords.min(axis=0)
+    sides = np.where(sides > 0, sides, 1.0)
+    return float(1.0625 * np.exp(np.log(sides).mean()))
 
 
 def surface_trace(drawn, codes, scale, customdata, text, value_name="value", flat=False) -> go.Mesh3d:
