@@ -15,7 +15,7 @@ Playwright + Debian's Chromium (software WebGL, ``--disable-gpu``):
 - *widget change*: the metric JNE <-> R² nonlinear, from the browser's rerun request until the
   redrawn map (its new title), and the bytes received meanwhile (the per-change payload);
 - *camera change*: a view preset (this checkout: the viewer's preset button, timed in the frame
-  from the click to two animation frames after plotly's relayout; the old page: its "View"
+  from the click to two animation frames after the new camera is drawn; the old page: its "View"
   selectbox, a server round trip, until the scene's camera is the new one); websocket frames and
   bytes meanwhile.
 
@@ -84,8 +84,11 @@ def _viewer_frame(page):
 
 _OLD_MAP = ("(t) => [...document.querySelectorAll('.js-plotly-plot')].some(p => p._fullLayout && p._fullLayout.scene "
             "&& p.layout && p.layout.title && (p.layout.title.text || '').includes(t))")
-_NEW_MAP = ("(t) => { const p = document.getElementById('plot'); return document.body.dataset.rendered && p && "
-            "p._fullLayout && p._fullLayout.scene && p.layout.title && (p.layout.title.text || '').includes(t); }")
+# the viewer drawing with WebGL itself (window.jneViewer), or its earlier plotly.js version
+_NEW_MAP = ("(t) => { if (!document.body.dataset.rendered) return false;"
+            " if (window.jneViewer) return window.jneViewer.draws() > 0 && window.jneViewer.title().includes(t);"
+            " const p = document.getElementById('plot'); return p && p._fullLayout && p._fullLayout.scene &&"
+            " p.layout.title && (p.layout.title.text || '').includes(t); }")
 
 
 def _wait_map(page, text, timeout=180_000):
@@ -137,13 +140,13 @@ def bench(code: Path, roots: str, repeats: int, pythonpath: str | None = None) -
                 out["first_render_s"].append(t1 - t0)
                 out["first_bytes"].append(frames.bytes_received(t0, t1))
                 out["kind"] = kind
-                if kind == "viewer":  # where the time goes: the frame's start, plotly.js loaded, drawn
+                if kind == "viewer":  # where the time goes: the frame's start, its script, the render message, drawn
                     f = _viewer_frame(page)
                     page_origin = page.evaluate("performance.timeOrigin")
                     t = f.evaluate("() => [performance.timeOrigin, window.jneTimes]")
                     out.setdefault("viewer_times", []).append(
-                        dict(frame_created_s=(t[0] - page_origin) / 1000, plotly_loaded_s=t[1]["start"] / 1000,
-                             drawn_s=t[1]["rendered"] / 1000, **t[1]["last"]))
+                        dict(frame_created_s=(t[0] - page_origin) / 1000, script_s=t[1]["start"] / 1000,
+                             args_s=t[1]["firstArgs"] / 1000, drawn_s=t[1]["rendered"] / 1000, **t[1]["last"]))
                 _idle(page)
                 page.wait_for_timeout(1000)
                 if r == 0:  # the changes, in the first tab
@@ -242,11 +245,11 @@ def table(before: dict, after: dict) -> str:
                 return _med([x[k] for x in vt])
 
             notes.append(f"- {name}, after, where the first render goes (medians): the viewer's frame is created "
-                         f"{m('frame_created_s'):.2f} s after the navigation (server run and the message), its "
-                         f"plotly.js is loaded and parsed {m('plotly_loaded_s'):.2f} s later, the map is drawn "
-                         f"{m('drawn_s') - m('plotly_loaded_s'):.2f} s after that (decoding {m('decode_ms'):.0f} ms, "
-                         f"rebuilding the layers {m('build_ms'):.0f} ms, Plotly.react {m('react_ms'):.0f} ms, the "
-                         "rest WebGL drawing).")
+                         f"{m('frame_created_s'):.2f} s after the navigation, its script runs "
+                         f"{m('script_s'):.2f} s later, the server's figure message arrives {m('args_s'):.2f} s "
+                         f"after the frame's start, and the map is drawn {m('drawn_s') - m('args_s'):.2f} s after "
+                         f"that (decoding {m('decode_ms'):.0f} ms, building the scenes {m('build_ms'):.0f} ms, "
+                         f"WebGL drawing {m('draw_ms'):.0f} ms).")
     if notes:
         lines += [""] + notes
     lines += ["", END]

@@ -56,7 +56,7 @@ def test_a_change_of_values_sends_only_the_values(maps):
     assert spec_a["mesh"] == spec_b["mesh"] and spec_a["key"] != spec_b["key"]  # same mesh: the camera stays
     # only the data layer's values are new: one float32 per drawn vertex (the colour bar travels inline)
     assert [(e["t"], e["s"]) for e in index_b.values()] == [("float32", [N5])]
-    assert len(payload_b) == 4 * N5 and len(payload_a) > 10 * len(payload_b)
+    assert len(payload_b) == 4 * N5 and len(payload_a) > 5 * len(payload_b)
     blobs = decode_payload(index_a, payload_a)
     blobs.update(decode_payload(index_b, payload_b))
     d = join_figure(spec_b, blobs)["data"][1]
@@ -89,3 +89,28 @@ def test_panels_flat_and_string_arrays():
     assert spec["presets"] == {}
     d = join_figure(spec, decode_payload(index, payload))["data"][1]
     assert np.allclose(np.asarray(d["z"]), 0.05)  # flat: the data layer just above the plane
+
+
+def test_compact_forms_of_text_ids_and_the_data_layer(maps):
+    """Per-vertex text travels as codes + labels, a run of vertex ids as a range, and the data layer
+    as a lift of the surface's coordinates, and they decode to the figure's own arrays."""
+    from jnecore.plotting._surface_stream import _Blobs, _resolve
+
+    fa, _ = maps
+    spec, index, payload, _ = split_figure(fa)
+    s, d = spec["data"][0], spec["data"][1]
+    assert set(s["text"]) == {"$cat", "labels"} and set(d["text"]) == {"$cat", "labels"}
+    assert index[s["text"]["$cat"]["$ref"]]["t"] == "uint16"
+    assert spec["roles"][0]["ids"] == {"$range": [0, N5]}  # left hemisphere: vertices 0 .. N5 - 1
+    assert "x" not in d and d["lift"] == {"mm": 0.15, "flat": False}
+    # the payload holds no float32 coordinate array for the data layer: x, y, z of the surface only
+    assert sum(e["t"] == "float32" and e["s"] == [N5] for e in index.values()) == 4  # x, y, z, values
+    # many distinct strings stay plain; ids that are not a run stay an array
+    b = _Blobs()
+    many = np.array([f"v{i}" for i in range(100)])
+    assert "$ref" in b.strings(many)
+    np.testing.assert_array_equal(_resolve(b.strings(many), b.arrays).astype(str), many)
+    few = np.array(["a", "b"] * 50)
+    np.testing.assert_array_equal(_resolve(b.strings(few), b.arrays).astype(str), few)
+    assert "$ref" in b.ids(np.array([0, 2, 3]))
+    np.testing.assert_array_equal(_resolve(b.ids(np.arange(5, 9)), b.arrays), np.arange(5, 9))

@@ -12,9 +12,14 @@
 
 So the mesh (coordinates, faces, per-vertex hover text, the sulcal codes) is sent once per mesh,
 and a change of data sends only the values: the "data" layer is rebuilt in the browser from the
-"surface" layer's geometry (lifted :data:`~jnecore.plotting._surface._DATA_LIFT` mm along the
-normals; faces kept where all three vertices have a value) and one float32 value per drawn vertex
-(NaN = not shown), from which the browser keeps the shown vertices. :func:`join_figure` does that rebuild in Python, exactly as the viewer's
+"surface" layer's geometry (``"lift": {"mm", "flat"}``: lifted :data:`~jnecore.plotting._surface._DATA_LIFT`
+mm along the outward vertex normals, or at z = 0.05 on a flat map; faces kept where all three
+vertices have a value) and one float32 value per drawn vertex (NaN = not shown), from which the
+browser keeps the shown vertices.
+
+Compact forms: a string array with few distinct values travels as ``{"$cat": codes ref, "labels":
+[...]}`` (uint16 codes; the per-vertex "ROI (level)" text is 64,984 strings but ~400 distinct), and
+vertex ids that are a run of integers as ``{"$range": [start, n]}``. :func:`join_figure` does that rebuild in Python, exactly as the viewer's
 JavaScript does (dashboard/viewer/index.html), for tests and for Python-side readers.
 """
 
@@ -81,13 +86,30 @@ class _Blobs:
         self.arrays.setdefault(i, a)
         return {"$ref": i}
 
+    def strings(self, a) -> dict:
+        """A string array: ``{"$cat": uint16 codes, "labels"}`` when it has few distinct values."""
+        a = np.asarray(a).astype(str)
+        labels, codes = np.unique(a, return_inverse=True)
+        if a.ndim == 1 and len(labels) <= min(65535, max(1, a.size // 4)):
+            return {"$cat": self.ref(codes.astype(np.uint16)), "labels": labels.tolist()}
+        return self.ref(a)
+
+    def ids(self, a) -> dict:
+        """Vertex ids: ``{"$range": [start, n]}`` when they are start, start + 1, ..."""
+        a = np.asarray(a)
+        if a.ndim == 1 and a.size and np.array_equal(a, np.arange(a[0], a[0] + a.size)):
+            return {"$range": [int(a[0]), int(a.size)]}
+        return self.ref(a.astype(np.int32))
+
     def walk(self, x):
         if isinstance(x, dict):
             return {k: self.walk(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [self.walk(v) for v in x]
         if isinstance(x, np.ndarray):
-            return self.ref(x) if x.size >= _MIN_REF else _plain(x)
+            if x.size < _MIN_REF:
+                return _plain(x)
+            return self.strings(x) if x.dtype.kind in "OUS" else self.ref(x)
         return _plain(x)
 
 
@@ -138,6 +160,8 @@ def split_figure(fig, sent=()) -> tuple:
     ids : set of str
         Every array id the spec refers to.
     """
+    from . import _surface
+
     blobs = _Blobs()
     meta = fig.layout.meta or {}
     flat = meta.get("surface") == "flat"
@@ -152,7 +176,7 @@ def split_figure(fig, sent=()) -> tuple:
         if d.get("type") == "mesh3d" and d.get("name") == "surface":
             ids = np.asarray(d.pop("customdata"))[:, 0].astype(np.int32)
             out = blobs.walk(d)
-            roles.append({"trace": i, "role": "surface", "ids": blobs.ref(ids)})
+            roles.append({"trace": i, "role": "surface", "ids": blobs.ids(ids)})
             mesh_ids += [out[k]["$ref"] for k in ("x", "y", "z", "i", "j", "k")]
         elif d.get("type") == "mesh3d" and d.get("name") == "data" and d.get("scene", "scene") in surfaces:
             s = raw[surfaces[d.get("scene", "scene")]]
@@ -163,18 +187,15 @@ def split_figure(fig, sent=()) -> tuple:
                 raise ValueError("data layer vertices are not on the surface layer")
             full = np.full(len(ids_s), np.nan, dtype=np.float32)
             full[pos] = np.asarray(d.pop("intensity"), dtype=np.float32)
-            coords = np.stack([np.asarray(s[k], dtype=np.float32) for k in "xyz"], axis=1)
-            faces = np.stack([np.asarray(s[k]) for k in "ijk"], axis=1)
-            xyz = _lifted(coords, faces, flat)
             for k in ("x", "y", "z", "i", "j", "k", "text"):
                 d.pop(k, None)
             out = blobs.walk(d)
-            out.update({a: blobs.ref(xyz[:, n]) for n, a in enumerate("xyz")})
+            out["lift"] = {"mm": float(_surface._DATA_LIFT), "flat": bool(flat)}  # coordinates: the partner's, lifted
             out.update({a: blobs.ref(s[a]) for a in "ijk"})
             out["intensity"] = blobs.ref(full)
             if s.get("text") is not None:
-                out["text"] = blobs.ref(np.asarray(s["text"]))
-            roles.append({"trace": i, "role": "data", "ids": blobs.ref(ids_s.astype(np.int32)),
+                out["text"] = blobs.strings(np.asarray(s["text"]))
+            roles.append({"trace": i, "role": "data", "ids": blobs.ids(ids_s),
                           "partner": surfaces[d.get("scene", "scene")]})
         else:
             out = blobs.walk(d)
@@ -218,6 +239,10 @@ def _resolve(x, blobs):
     if isinstance(x, dict):
         if set(x) == {"$ref"}:
             return blobs[x["$ref"]]
+        if set(x) == {"$cat", "labels"}:
+            return np.asarray(x["labels"], dtype=object)[np.asarray(blobs[x["$cat"]["$ref"]], dtype=np.int64)]
+        if set(x) == {"$range"}:
+            return np.arange(x["$range"][0], x["$range"][0] + x["$range"][1], dtype=np.int32)
         return {k: _resolve(v, blobs) for k, v in x.items()}
     if isinstance(x, list):
         return [_resolve(v, blobs) for v in x]
@@ -240,7 +265,13 @@ def join_figure(spec: dict, blobs: dict) -> dict:
     data = [_resolve(t, blobs) for t in spec["data"]]
     for r in spec["roles"]:
         t = data[r["trace"]]
-        ids = np.asarray(blobs[r["ids"]["$ref"]])
+        ids = np.asarray(_resolve(r["ids"], blobs))
+        if r["role"] == "data":  # the partner surface's coordinates, lifted (as the viewer does)
+            s = data[r["partner"]]
+            coords = np.stack([np.asarray(s[k], dtype=np.float32) for k in "xyz"], axis=1)
+            faces = np.stack([np.asarray(s[k]) for k in "ijk"], axis=1)
+            xyz = _lifted(coords, faces, bool(t.pop("lift", {}).get("flat")))
+            t.update({a: xyz[:, n] for n, a in enumerate("xyz")})
         if r["role"] == "surface":
             t["customdata"] = ids[:, None].astype(np.float32)
         else:
