@@ -170,3 +170,35 @@ def test_viewer_presets_rotation_click_and_link(server, browser):
         assert not errors, errors
     finally:
         page.close()
+
+
+def test_viewer_that_lost_its_arrays_asks_and_gets_them_again(server, browser):
+    """The server sends an array once per browser session; a frame that no longer holds one (its
+    cache emptied, as after a reload or its memory bound) asks for everything again with
+    {"need": true}, and the next message carries the whole mesh, so the map is drawn."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    received = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: received.append(len(f))))
+    try:
+        page.goto(f"{server}/Cortical_maps", wait_until="domcontentloaded", timeout=60_000)
+        frame = _viewer_frame(page, timeout_ms=120_000)
+        _wait_idle(page)
+        first = sum(received)
+        assert first > 1_000_000  # the mesh travelled once
+        frame.evaluate("() => { cache.clear(); cats.clear(); }")  # the frame forgets every array
+        n0 = len(received)
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Map").first.click()
+        page.get_by_role("option", name="R² nonlinear", exact=True).click()
+        frame.wait_for_function("() => window.jneViewer.title().includes('R² nonlin') && "
+                                "document.body.dataset.rendered", timeout=60_000)
+        _wait_idle(page)
+        again = sum(received[n0:])
+        # the change alone would be ~0.3 MB of values; the frame asked, so the mesh came again
+        assert again > 0.8 * first, (again, first)
+        assert frame.evaluate("() => window.jneViewer.scenes().length") == 1
+        assert frame.evaluate("() => window.jneViewer.pick(500, 400) !== undefined")
+        assert not errors, errors
+    finally:
+        page.close()
