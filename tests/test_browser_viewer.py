@@ -202,3 +202,40 @@ def test_viewer_that_lost_its_arrays_asks_and_gets_them_again(server, browser):
         assert not errors, errors
     finally:
         page.close()
+
+
+def test_four_views_show_the_sides_they_name(server, browser):
+    """In the four-view layout, the vertex the viewer draws at each panel's centre (its own picking)
+    belongs to the panel's hemisphere and lies on the named side of that hemisphere's mesh: lateral
+    views see the outer side (-x for the left hemisphere, +x for the right), medial views the
+    midline side."""
+    import numpy as np
+
+    from jnecore import atlas
+
+    n_left = 32492
+    meshes = {h: np.asarray(atlas.load_mesh("fsLR32k", "inflated", h).coords, dtype=float) for h in ("left", "right")}
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    try:
+        page.goto(f"{server}/Cortical_maps?layout=panels", wait_until="domcontentloaded", timeout=60_000)
+        frame = _viewer_frame(page, timeout_ms=120_000)
+        _wait_idle(page)
+        page.wait_for_timeout(1000)
+        labels = frame.evaluate("() => [...document.querySelectorAll('.lbl')].map(e => e.textContent)")
+        assert labels == ["L lateral", "L medial", "R medial", "R lateral"]
+        centres = frame.evaluate(
+            "() => window.jneViewer.scenes().map(n => { const r = window.jneViewer.rect(n); return [n, r[0] + r[2] / 2, r[1] + r[3] / 2]; })")
+        assert len(centres) == 4
+        for (name, x, y), label in zip(centres, labels):
+            hemi = "left" if label.startswith("L") else "right"
+            v = frame.evaluate("([x, y]) => window.jneViewer.pick(x, y)", [x, y])
+            assert v is not None, f"{label}: nothing drawn at the panel's centre"
+            local = v if hemi == "left" else v - n_left
+            xyz = meshes[hemi]
+            assert 0 <= local < len(xyz), f"{label}: vertex {v} is not in the {hemi} hemisphere"
+            centre_x = (xyz[:, 0].min() + xyz[:, 0].max()) / 2
+            outer = -1 if hemi == "left" else 1
+            side = outer if label.endswith("lateral") else -outer
+            assert side * (xyz[local, 0] - centre_x) > 0, f"{label}: vertex {v} is on the wrong side"
+    finally:
+        page.close()
