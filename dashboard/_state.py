@@ -511,6 +511,35 @@ def roi_set_rois(bundle, roi_set: str) -> list:
     return roi_set_order(v["roi"].unique(), roi_set, functional_source())
 
 
+def roi_set_left_out(bundle, roi_set: str) -> pd.Series:
+    """Vertices of each of the bundle's ROIs that the ROI set leaves out (none for "parcels").
+
+    Returns
+    -------
+    counts : Series, (n_left_out_rois,), int, indexed by the bundle's ROI name, largest first
+    """
+    if roi_set == "parcels":
+        return pd.Series(dtype=int)
+    rois = bundle.vertices["roi"].astype(str)
+    counts = rois[roi_set_labels(bundle, roi_set) == ""].value_counts()
+    return counts.sort_index().sort_values(ascending=False, kind="stable").astype(int)
+
+
+#: the info shown when no ROI of the bundle has a functional name
+NO_FUNCTIONAL_ROIS = ("None of this bundle's ROIs has a functional name in the table (MMP parcels such as FFC, PHA1-3, "
+                      "LO2, V3CD, RSC, V1-V4, or NSD's FFA-1, PPA, EBA, OPA ...): choose the MMP parcels.")
+
+
+def functional_caveats_expander(bundle):
+    """The "which parcels, and the caveats" expander shown under a chart in the functional ROI set."""
+    with st.expander("Functional names: which parcels, and the caveats"):
+        st.caption("Each functional name is the union of the parcels below (both hemispheres). The correspondences "
+                   "are approximate: parcels come from a group-average atlas, functional ROIs from each person's "
+                   "localiser. Replace the table with your own CSV (columns roi, functional) through the environment "
+                   "variable `JNE_FUNCTIONAL_ROIS`.")
+        show_table(functional_caveats(bundle), "functional_rois", key="functional_rois")
+
+
 def functional_caveats(bundle) -> pd.DataFrame:
     """The rows of the functional table that this bundle's ROIs use (parcel, name, caveat, reference)."""
     from jnecore.atlas import functional_table

@@ -341,6 +341,13 @@ def test_hierarchy_metric_and_roi_comparison(folder, roots):
     assert figures(at)["roi_dist"]["data"][0]["type"] == "box"
 
 
+#: the MMP parcels of the shipped functional table and their names, in the table's order (written out here, not read
+#: from jnecore/data/functional_rois.csv, so the tests check the table too)
+FUNCTIONAL_NAMES = {"V1": "V1", "V2": "V2", "V3": "V3", "V4": "V4", "FFC": "FFA", "PHA1": "PPA", "PHA2": "PPA",
+                    "PHA3": "PPA", "LO2": "EBA", "PH": "EBA", "TPOJ1": "EBA", "V3CD": "OPA", "IP0": "OPA", "RSC": "RSC"}
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "sample"
+
+
 def test_hierarchy_functional_names(folder, roots):
     """The functional ROI set regroups the parcels: FFA = FFC, PPA = PHA1-3, ... (numbers vs a naive groupby)."""
     import pandas as pd
@@ -354,10 +361,8 @@ def test_hierarchy_functional_names(folder, roots):
     figs = figures(at)
     bars = {x: y for tr in figs["roi_bars"]["data"] for x, y in zip(tr["x"], tr["y"])}
     v = load_bundle(folder / "a_demo").vertices
-    names = {"V1": "V1", "V2": "V2", "V3": "V3", "V4": "V4", "FFC": "FFA", "PHA1": "PPA", "PHA2": "PPA", "PHA3": "PPA",
-             "LO2": "EBA", "PH": "EBA", "TPOJ1": "EBA", "V3CD": "OPA", "IP0": "OPA", "RSC": "RSC"}
     sig = v[v["significant"].astype(bool) & np.isfinite(v["jne"])].copy()
-    sig["name"] = sig["roi"].astype(str).str.replace(r"^[LR]_", "", regex=True).map(names)
+    sig["name"] = sig["roi"].astype(str).str.replace(r"^[LR]_", "", regex=True).map(FUNCTIONAL_NAMES)
     want = sig.dropna(subset=["name"]).groupby("name")["jne"].mean()
     assert set(bars) == set(want.index) and "FFA" in bars and "FFC" not in bars
     # the sidebar's ROI (FFC by default) is highlighted under its functional name
@@ -515,6 +520,109 @@ def test_performance_ridge_baseline(folder, roots, tmp_path):
     assert [t["name"] for t in figs["r2_roi"]["data"]] == ["linear", "nonlinear"]
     assert "ridge" not in at.radio(key="p_model").options
     assert any("no ridge baseline" in c.value for c in at.caption)
+
+
+def _r2_bars(fig) -> dict:
+    """{encoder: Series of mean R² per ROI, in the chart's order} of the "Test R² per ROI" chart."""
+    import pandas as pd
+
+    return {t["name"]: pd.Series(np.asarray(t["y"], dtype=float), index=list(t["x"])) for t in fig["data"]}
+
+
+def test_performance_functional_roi_set(roots):
+    """The ROI set regroups the per-ROI panels: parcels by default, functional names on request (numbers vs a
+    groupby of the committed sample's vertices.parquet, read only)."""
+    import pandas as pd
+
+    if not (SAMPLE / "vertices.parquet").is_file():
+        pytest.skip("sample_data/sample is not in this checkout")
+    v = pd.read_parquet(SAMPLE / "vertices.parquet")
+    v["significant"] = v["significant"].astype(bool)
+    roots(SAMPLE)
+    at = run_page("4_Encoding_performance.py")
+    assert_clean(at)
+
+    # the default: the bundle's parcels, as before
+    assert at.radio(key="e_roi_set").value == "parcels"
+    counts = table_with(at, "roi", "n_vertices", "n_significant").set_index("roi")
+    want = v.groupby("roi").agg(n_vertices=("significant", "size"), n_significant=("significant", "sum"))
+    assert set(counts.index) == set(v["roi"]) and len(counts) == v["roi"].nunique() == 35
+    pd.testing.assert_frame_equal(counts.loc[want.index, ["n_vertices", "n_significant"]].astype(int),
+                                  want.astype(int), check_names=False)
+    bars = _r2_bars(figures(at)["r2_roi"])
+    sig = v[v["significant"]]
+    for enc in ("linear", "nonlinear"):
+        ref = sig.groupby("roi")[f"r2_{enc}"].mean()
+        assert set(bars[enc].index) == set(ref.index)
+        np.testing.assert_allclose(bars[enc].to_numpy(), ref.loc[bars[enc].index].to_numpy(), rtol=1e-9)
+    assert not any(c.value.startswith("Functional names") for c in at.caption)
+    assert not any({"parcel", "caveat"} <= set(d.value.columns) for d in at.dataframe)
+
+    # functional names: parcels regrouped by the mapping, vertices outside every functional ROI left out
+    at.radio(key="e_roi_set").set_value("functional").run()
+    assert_clean(at)
+    assert at.session_state["jne_roi_set"] == "functional"  # the choice shared with the other ROI pages
+    f = v.assign(name=v["roi"].astype(str).map(FUNCTIONAL_NAMES)).dropna(subset=["name"])
+    order = list(dict.fromkeys(FUNCTIONAL_NAMES.values()))
+    assert set(f["name"]) == set(order)  # the sample holds every functional ROI
+    counts = table_with(at, "roi", "n_vertices", "n_significant")
+    assert list(counts["roi"]) == order  # the functional table's order, no parcel name left
+    want = f.groupby("name").agg(n_vertices=("significant", "size"), n_significant=("significant", "sum"))
+    counts = counts.set_index("roi")
+    np.testing.assert_array_equal(counts.loc[order, "n_vertices"].astype(int), want.loc[order, "n_vertices"])
+    np.testing.assert_array_equal(counts.loc[order, "n_significant"].astype(int), want.loc[order, "n_significant"])
+    np.testing.assert_allclose(counts.loc[order, "share_significant"].astype(float),
+                               (want["n_significant"] / want["n_vertices"]).loc[order], rtol=1e-9)
+    levels = {"V1": "primary", "V2": "intermediate", "V3": "intermediate", "V4": "intermediate"}
+    assert list(counts.loc[order, "level"]) == [levels.get(n, "higher") for n in order]
+    assert figures(at)["sig_counts"]["data"][0]["x"] == order
+    bars = _r2_bars(figures(at)["r2_roi"])
+    fsig = f[f["significant"]]
+    for enc in ("linear", "nonlinear"):
+        ref = fsig.groupby("name")[f"r2_{enc}"].agg(["mean", "std", "count"])
+        assert list(bars[enc].index) == [n for n in order if n in ref.index]
+        np.testing.assert_allclose(bars[enc].to_numpy(), ref.loc[bars[enc].index, "mean"].to_numpy(), rtol=1e-9)
+    trace = figures(at)["r2_roi"]["data"][1]
+    ref = fsig.groupby("name")["r2_nonlinear"].agg(["std", "count"]).loc[list(trace["x"])]
+    np.testing.assert_allclose(trace["error_y"]["array"], ref["std"] / np.sqrt(ref["count"]), rtol=1e-9)
+    n_out = len(v) - len(f)
+    assert 0 < n_out < len(v)
+    note = [c.value for c in at.caption if c.value.startswith("Functional names")]
+    assert len(note) == 1 and f"{n_out:,} of {len(v):,} vertices" in note[0], note
+    assert f"{v.loc[~v['roi'].isin(list(FUNCTIONAL_NAMES)), 'roi'].nunique()} ROI(s)" in note[0]
+    caveats = table_with(at, "parcel", "functional", "caveat")
+    assert set(caveats["functional"]) == set(order) and set(caveats["parcel"]) == set(FUNCTIONAL_NAMES)
+
+    # back to the parcels: the default's table again
+    at.radio(key="e_roi_set").set_value("parcels").run()
+    assert_clean(at)
+    assert set(table_with(at, "roi", "n_vertices", "n_significant")["roi"]) == set(v["roi"])
+
+
+def test_performance_functional_roi_set_without_functional_rois(roots, tmp_path):
+    """A bundle none of whose ROIs has a functional name: the per-ROI panels say so, the rest is drawn."""
+    import shutil
+
+    import pandas as pd
+
+    if not (SAMPLE / "vertices.parquet").is_file():
+        pytest.skip("sample_data/sample is not in this checkout")
+    path = tmp_path / "no_functional"
+    shutil.copytree(SAMPLE, path)
+    v = pd.read_parquet(path / "vertices.parquet")
+    v["roi"] = "x" + v["roi"].astype(str)  # xV1, xFFC, ...: no name the table knows
+    v.to_parquet(path / "vertices.parquet", index=False)
+    roots(path)
+    at = AppTest.from_file(_page("4_Encoding_performance.py"), default_timeout=TIMEOUT)
+    at.session_state["jne_roi_set"] = "functional"
+    at.run()
+    assert_clean(at)
+    assert not [w.value for w in at.warning if "Simulated data" not in w.value]
+    assert at.radio(key="e_roi_set").value == "functional"
+    from jnecore.dashboard._state import NO_FUNCTIONAL_ROIS
+    assert [i.value for i in at.info].count(NO_FUNCTIONAL_ROIS) == 2
+    assert "r2_roi" not in figures(at) and "sig_counts" not in figures(at)
+    assert any(f"{len(v):,} of {len(v):,} vertices (100.0%)" in c.value for c in at.caption)
 
 
 # ------------------------------------------------------------------------------------------ simulations

@@ -33,8 +33,7 @@ test = c3.selectbox("One-sided test", ["mannwhitney", "welch"], key="h_test",
                     format_func={"mannwhitney": "Mann-Whitney U", "welch": "Welch's t"}.get)
 rois = S.roi_set_rois(bundle, roi_set)
 if roi_set == "functional" and not rois:
-    st.info("None of this bundle's ROIs has a functional name in the table (MMP parcels such as FFC, PHA1-3, "
-            "LO2, V3CD, RSC, V1-V4, or NSD's FFA-1, PPA, EBA, OPA ...): choose the MMP parcels.")
+    st.info(S.NO_FUNCTIONAL_ROIS)
     st.stop()
 key = (path, stamp, roi_set, src)
 
@@ -55,12 +54,7 @@ S.show_figure(fig, f"roi_bars_{metric}", key="roi_bars")
 with st.expander("Per-ROI table"):
     S.show_table(summary, f"roi_summary_{metric}", key="roi_summary")
 if roi_set == "functional":
-    with st.expander("Functional names: which parcels, and the caveats"):
-        st.caption("Each functional name is the union of the parcels below (both hemispheres). The correspondences "
-                   "are approximate: parcels come from a group-average atlas, functional ROIs from each person's "
-                   "localiser. Replace the table with your own CSV (columns roi, functional) through the environment "
-                   "variable `JNE_FUNCTIONAL_ROIS`.")
-        S.show_table(S.functional_caveats(bundle), "functional_rois", key="functional_rois")
+    S.functional_caveats_expander(bundle)
 
 st.subheader("Distributions per ROI")
 d1, d2 = st.columns([1, 4])

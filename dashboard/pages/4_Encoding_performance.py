@@ -1,4 +1,7 @@
-"""Encoding performance: R² against the noise ceiling, R² per ROI, the ridge baseline, significant vertices."""
+"""Encoding performance: R² against the noise ceiling, R² per ROI, the ridge baseline, significant vertices.
+
+The per-ROI panels group by the chosen ROI set (the bundle's parcels or the paper's functional names).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,20 @@ cfg = bundle.manifest.get("config", {})
 st.caption(f"Test R² = 1 − mean((y − ŷ)²) / var(y) on the {len(bundle.test_stimuli)} test stimuli. Significance: "
            f"{cfg.get('n_boot', '?')} bootstrap resamples of the test rows, p = share of resampled R² < 0, "
            f"Benjamini-Hochberg FDR at q < {cfg.get('alpha', 0.05)}.")
+c0, c1 = st.columns([1.6, 4])
+roi_set = S.roi_set_choice(c0, widget_key="e_roi_set")
+rv = S.roi_set_vertices(bundle, roi_set)  # the vertex table in the ROI set, for the per-ROI panels
+rois = S.roi_set_rois(bundle, roi_set)
+per_roi = roi_set == "parcels" or bool(rois)  # the per-ROI panels have something to group
+if roi_set == "functional":
+    left_out = S.roi_set_left_out(bundle, roi_set)
+    n_out = int(left_out.sum())
+    named = ", ".join(left_out.index[:5]) + (", ..." if len(left_out) > 5 else "")
+    c1.caption((f"Functional names: {n_out:,} of {len(v):,} vertices ({100 * n_out / len(v):.1f}%) lie in "
+                f"{len(left_out)} ROI(s) without a functional name ({named}) and are left out of the per-ROI panels "
+                "(test R² and significant vertices per ROI)." if n_out else
+                "Functional names: every vertex's ROI has a functional name.") +
+               " The noise-ceiling and ridge panels use every vertex.")
 
 # ---------------------------------------------------------------------------------------------
 st.subheader("R² against the noise ceiling (paper Fig. 4c)")
@@ -47,7 +64,12 @@ else:
 # ---------------------------------------------------------------------------------------------
 st.subheader("Test R² per ROI")
 r2_sig = st.checkbox("Significant vertices only", value=True, key="p_r2_sig")
-S.show_figure(plot_r2_by_roi(v, significant_only=r2_sig, roi_order=S.bundle_rois(bundle)), "r2_per_roi", key="r2_roi")
+if per_roi:
+    S.show_figure(plot_r2_by_roi(rv, significant_only=r2_sig, roi_order=rois), "r2_per_roi", key="r2_roi")
+else:
+    st.info(S.NO_FUNCTIONAL_ROIS)
+if roi_set == "functional":
+    S.functional_caveats_expander(bundle)
 
 # ---------------------------------------------------------------------------------------------
 st.subheader("Against the ridge baseline")
@@ -67,8 +89,11 @@ else:
                "and nonlinear encoders only, and nothing else on this page changes.")
 
 st.subheader("Significant vertices per ROI")
-counts = significant_counts(v)
-order = {r: i for i, r in enumerate(S.bundle_rois(bundle))}
-counts = counts.assign(_o=counts["roi"].map(order)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
-S.show_figure(plot_significant_counts(counts), "significant_counts", key="sig_counts")
-S.show_table(counts, "significant_counts", key="sig_counts_table")
+if per_roi:
+    counts = significant_counts(rv)
+    order = {r: i for i, r in enumerate(rois)}
+    counts = counts.assign(_o=counts["roi"].map(order)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
+    S.show_figure(plot_significant_counts(counts), "significant_counts", key="sig_counts")
+    S.show_table(counts, "significant_counts", key="sig_counts_table")
+else:
+    st.info(S.NO_FUNCTIONAL_ROIS)
