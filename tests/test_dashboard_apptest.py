@@ -245,6 +245,29 @@ def test_maps_jne_ss_group_stimulus_and_range(folder, roots):
                                                                  "Map as GIfTI (R)"}
 
 
+def test_maps_roi_summary_only_on_request(folder, roots):
+    """The per-ROI summary (a data grid, costly in the browser) is drawn only when its toggle is on,
+    and then holds each ROI's count and mean of the shown values, as pandas computes them."""
+    import pandas as pd
+
+    roots(folder / "a_demo")
+    at = run_page("1_Cortical_maps.py")
+    assert_clean(at)
+    assert not any("median" in d.value.columns for d in at.dataframe)
+    at.toggle(key="map_roi_summary_on").set_value(True).run()
+    assert_clean(at)
+    (summ,) = [d.value for d in at.dataframe if "median" in d.value.columns]
+    v = pd.read_parquet(folder / "a_demo" / "vertices.parquet")
+    shown = v[v["significant"].astype(bool) & np.isfinite(v["jne"])]
+    want = shown.groupby(shown["roi"].astype(str))["jne"].agg(["count", "mean"])
+    got = summ.set_index("roi")
+    assert set(got.index) == set(want.index)
+    assert (got["count"].astype(int) == want.loc[got.index, "count"]).all()
+    np.testing.assert_allclose(got["mean"].astype(float), want.loc[got.index, "mean"], rtol=1e-6)
+    at.toggle(key="map_roi_summary_on").set_value(False).run()
+    assert not any("median" in d.value.columns for d in at.dataframe)
+
+
 def test_maps_link_state_vertex_panel_and_toggles(folder, roots):
     """A link's query (?metric=...&vertex=...) opens the same view; the panel shows the vertex's row and its
     JNE-SS profile; the background, outline and highlight toggles; the panel's buttons."""

@@ -462,7 +462,10 @@ with x2:
 with x3:
     st.caption("The figure's HTML download is under the map (interactive, works offline).")
 
-with st.expander("Per-ROI summary of the shown values"):
+# drawn on request: a table (even in a closed expander) loads and mounts the browser's data grid,
+# ~0.7 s before the map's frame exists on a first render (benchmarks/RESULTS.md, viewer)
+if st.toggle("Per-ROI summary of the shown values", key="map_roi_summary_on",
+             help="count, mean, median and SD of the shown values in each ROI, with its CSV"):
     if len(table):
         summ = table.groupby(["roi", "level"])[value_name].agg(["count", "mean", "median", "std"]).reset_index()
         order = {r: i for i, r in enumerate(S.bundle_rois(bundle))}
