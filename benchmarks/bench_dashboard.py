@@ -132,7 +132,8 @@ class Server:
         if pythonpath is not None:
             env["PYTHONPATH"] = pythonpath
         cmd = [sys.executable, "-m", "streamlit", "run", str(Path(code) / "dashboard" / "app.py"), "--server.port",
-               str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+               str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none"]  # as `jne dashboard` runs it
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True, cwd=str(code))
         self.url = f"http://localhost:{self.port}"
@@ -154,10 +155,26 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+# the map titled t is drawn: the maps page's viewer frame (its own WebGL drawing, window.jneViewer, or
+# its earlier plotly.js version) or an st.plotly_chart 3D scene in the page. One check in the page,
+# run on every animation frame: no Playwright round trip per poll adds to the time measured.
+MAP_DRAWN = """(t) => {
+  const titled = p => p && p._fullLayout && p._fullLayout.scene && p.layout && p.layout.title
+                      && (p.layout.title.text || '').includes(t);
+  const f = document.querySelector('iframe[title*="jne_surface_viewer"]');
+  const w = f && f.contentWindow;
+  if (w && w.document && w.document.body && w.document.body.dataset.rendered) {
+    if (w.jneViewer) return w.jneViewer.draws() > 0 && w.jneViewer.title().includes(t);
+    return titled(w.document.getElementById('plot'));
+  }
+  return [...document.querySelectorAll('.js-plotly-plot')].some(titled);
+}"""
+
+
 def _wait_map(page, text, timeout=120_000):
-    page.wait_for_function(
-        "(t) => [...document.querySelectorAll('.js-plotly-plot')].some(p => p._fullLayout && p._fullLayout.scene "
-        "&& p.layout && p.layout.title && (p.layout.title.text || '').includes(t))", arg=text, timeout=timeout)
+    """Wait until the map titled ``text`` is drawn; return "viewer" (the viewer's frame) or "chart"."""
+    page.wait_for_function(MAP_DRAWN, arg=text, polling="raf", timeout=timeout)
+    return "viewer" if page.locator('iframe[title*="jne_surface_viewer"]').count() else "chart"
 
 
 def _idle(page, timeout=120):

@@ -60,7 +60,10 @@ def launch(paths, *, port: int = 8501, headless: bool = False, host: str = "127.
     if token:
         env[TOKEN_ENV] = token
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.port", str(port),
-           "--server.address", host, "--browser.gatherUsageStats", "false"]
+           "--server.address", host, "--browser.gatherUsageStats", "false",
+           # no source watching: after every script run it resolves the path of each loaded module
+           # (thousands, with torch) on the server's event loop, holding up the messages to the browser
+           "--server.fileWatcherType", "none"]
     if headless:
         cmd += ["--server.headless", "true"]
     shown = "localhost" if host in LOOPBACK else host
