@@ -131,9 +131,10 @@ class Server:
         env = dict(os.environ, JNE_BUNDLE_ROOTS=roots)
         if pythonpath is not None:
             env["PYTHONPATH"] = pythonpath
+        from jnecore.dashboard_launch import SERVER_FLAGS
+
         cmd = [sys.executable, "-m", "streamlit", "run", str(Path(code) / "dashboard" / "app.py"), "--server.port",
-               str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]  # as `jne dashboard` runs it
+               str(self.port), "--server.headless", "true", *SERVER_FLAGS]  # as `jne dashboard` runs it
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True, cwd=str(code))
         self.url = f"http://localhost:{self.port}"
@@ -158,23 +159,24 @@ class Server:
 # the map titled t is drawn: the maps page's viewer frame (its own WebGL drawing, window.jneViewer, or
 # its earlier plotly.js version) or an st.plotly_chart 3D scene in the page. One check in the page,
 # run on every animation frame: no Playwright round trip per poll adds to the time measured.
+VIEWER = 'iframe[title*="jne_surface_viewer"]'
 MAP_DRAWN = """(t) => {
   const titled = p => p && p._fullLayout && p._fullLayout.scene && p.layout && p.layout.title
                       && (p.layout.title.text || '').includes(t);
-  const f = document.querySelector('iframe[title*="jne_surface_viewer"]');
+  const f = document.querySelector('%s');
   const w = f && f.contentWindow;
   if (w && w.document && w.document.body && w.document.body.dataset.rendered) {
     if (w.jneViewer) return w.jneViewer.draws() > 0 && w.jneViewer.title().includes(t);
     return titled(w.document.getElementById('plot'));
   }
   return [...document.querySelectorAll('.js-plotly-plot')].some(titled);
-}"""
+}""" % VIEWER
 
 
 def _wait_map(page, text, timeout=120_000):
     """Wait until the map titled ``text`` is drawn; return "viewer" (the viewer's frame) or "chart"."""
     page.wait_for_function(MAP_DRAWN, arg=text, polling="raf", timeout=timeout)
-    return "viewer" if page.locator('iframe[title*="jne_surface_viewer"]').count() else "chart"
+    return "viewer" if page.locator(VIEWER).count() else "chart"
 
 
 def _idle(page, timeout=120):

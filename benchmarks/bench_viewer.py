@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_dashboard import Server, _choose, _idle, _wait_map  # benchmarks/ is on sys.path when run as a script
+from bench_dashboard import VIEWER, Server, _choose, _idle, _wait_map  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
@@ -44,7 +44,6 @@ START, END = "<!-- viewer:start -->", "<!-- viewer:end -->"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-VIEWER = 'iframe[title*="jne_surface_viewer"]'
 
 
 class Frames:

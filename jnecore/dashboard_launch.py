@@ -34,6 +34,12 @@ def default_bundle_roots() -> list:
     return [str(sample_data_dir())]
 
 
+# no usage statistics (nothing leaves the machine) and no source watching: after every script run
+# the watcher resolves the path of each loaded module (thousands, with torch) on the server's event
+# loop, holding up the messages to the browser
+SERVER_FLAGS = ("--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none")
+
+
 def launch(paths, *, port: int = 8501, headless: bool = False, host: str = "127.0.0.1",
            token: str | None = None) -> int:
     """Run ``streamlit run dashboard/app.py`` with the bundle roots; returns its exit code.
@@ -60,10 +66,7 @@ def launch(paths, *, port: int = 8501, headless: bool = False, host: str = "127.
     if token:
         env[TOKEN_ENV] = token
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.port", str(port),
-           "--server.address", host, "--browser.gatherUsageStats", "false",
-           # no source watching: after every script run it resolves the path of each loaded module
-           # (thousands, with torch) on the server's event loop, holding up the messages to the browser
-           "--server.fileWatcherType", "none"]
+           "--server.address", host, *SERVER_FLAGS]
     if headless:
         cmd += ["--server.headless", "true"]
     shown = "localhost" if host in LOOPBACK else host
